@@ -1,0 +1,44 @@
+// Prometheus metrics. One Metrics object per running bridge (no global registry), handed to
+// every part that counts something. Label values are small fixed sets (source, reason, kind).
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  /** Inputs seen by a source (udp_task, udp_session, mqtt_command, cloud, rest). */
+  readonly eventsReceived = new Counter({ name: 'butler_mqtt_events_received_total', help: 'Inputs received, by source', labelNames: ['source'] as const, registers: [this.registry] });
+  readonly eventsAccepted = new Counter({ name: 'butler_mqtt_events_accepted_total', help: 'Inputs accepted for processing, by source', labelNames: ['source'] as const, registers: [this.registry] });
+  readonly eventsRejected = new Counter({ name: 'butler_mqtt_events_rejected_total', help: 'Inputs rejected or dropped, by source and reason', labelNames: ['source', 'reason'] as const, registers: [this.registry] });
+
+  readonly messagesEnqueued = new Counter({ name: 'butler_mqtt_messages_enqueued_total', help: 'Messages durably stored in the outbox, by kind', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly messagesDelivered = new Counter({ name: 'butler_mqtt_messages_delivered_total', help: 'Messages acknowledged by the broker (or written, for QoS 0), by kind', labelNames: ['kind'] as const, registers: [this.registry] });
+  readonly messagesRefused = new Counter({ name: 'butler_mqtt_messages_refused_total', help: 'Messages refused at enqueue, by kind and reason', labelNames: ['kind', 'reason'] as const, registers: [this.registry] });
+
+  readonly outboxDepth = new Gauge({ name: 'butler_mqtt_outbox_messages', help: 'Messages waiting in the outbox', registers: [this.registry] });
+  readonly outboxBytes = new Gauge({ name: 'butler_mqtt_outbox_bytes', help: 'Payload bytes waiting in the outbox', registers: [this.registry] });
+  readonly outboxOldestAge = new Gauge({ name: 'butler_mqtt_outbox_oldest_age_seconds', help: 'Age of the oldest outbox message', registers: [this.registry] });
+  readonly inboxDepth = new Gauge({ name: 'butler_mqtt_inbox_events', help: 'Accepted events not yet fully handled', registers: [this.registry] });
+  readonly inboxOldestAge = new Gauge({ name: 'butler_mqtt_inbox_oldest_age_seconds', help: 'Age of the oldest inbox event', registers: [this.registry] });
+
+  readonly brokerConnected = new Gauge({ name: 'butler_mqtt_broker_connected', help: '1 when connected to the broker', labelNames: ['broker'] as const, registers: [this.registry] });
+  readonly brokerReconnects = new Counter({ name: 'butler_mqtt_broker_reconnects_total', help: 'Reconnect attempts', labelNames: ['broker'] as const, registers: [this.registry] });
+
+  readonly upstreamDuration = new Histogram({ name: 'butler_mqtt_upstream_request_duration_seconds', help: 'QRS and Qlik Cloud request latency', labelNames: ['service', 'endpoint'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
+  readonly upstreamErrors = new Counter({ name: 'butler_mqtt_upstream_errors_total', help: 'QRS and Qlik Cloud request failures', labelNames: ['service', 'reason'] as const, registers: [this.registry] });
+
+  readonly restRequests = new Counter({ name: 'butler_mqtt_rest_requests_total', help: 'REST requests, by route and status code', labelNames: ['route', 'status'] as const, registers: [this.registry] });
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'butler_mqtt_' });
+  }
+
+  /** Sum of a counter's values over every label set (helper for tests and the status page). */
+  async total(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const metric = this.registry.getSingleMetric(name);
+    if (!metric) throw new Error(`no metric ${name}`);
+    const data = await metric.get();
+    return data.values
+      .filter((v) => Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val))
+      .reduce((sum, v) => sum + v.value, 0);
+  }
+}

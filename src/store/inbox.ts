@@ -1,0 +1,154 @@
+// The durable inbox: an accepted input is recorded here (group-committed) before any slow work, so
+// a crash never loses it. Completing an event stores its outgoing messages, removes the event and
+// burns its dedup key in one transaction: an event is either still here or fully in the outbox.
+import type { Store } from './sqlite.ts';
+import type { Outbox } from './outbox.ts';
+import type { OutgoingMessage } from './types.ts';
+import type { Metrics } from '../observability/metrics.ts';
+
+export interface InboxRow {
+  id: number;
+  source: string;
+  payload: Buffer;
+  dedupKey: string | null;
+  meta: string | null;
+  receivedAt: number;
+}
+
+export class InboxFullError extends Error {
+  override readonly name = 'InboxFullError';
+  constructor(readonly max: number) {
+    super(`inbox full: ${max} accepted events are waiting to be handled; input refused`);
+  }
+}
+
+export interface InboxOptions {
+  maxEvents: number;
+  /** How long a dedup key is remembered after its event was handled. */
+  dedupTtlMs: number;
+}
+
+export type AcceptOutcome = { status: 'accepted'; id: number } | { status: 'duplicate' };
+
+export class Inbox {
+  private count: number;
+  /** Keys of events accepted but not yet completed; they count as seen. */
+  private readonly inProgress = new Map<string, number>();
+  /** Keys of completed events, with expiry time (ms). Mirrors the dedup table. */
+  private readonly burned = new Map<string, number>();
+  private readonly stmts;
+
+  constructor(
+    private readonly store: Store,
+    private readonly outbox: Outbox,
+    private readonly options: InboxOptions,
+    private readonly metrics?: Metrics,
+  ) {
+    const db = store.db;
+    this.stmts = {
+      insert: db.prepare('INSERT INTO inbox (source, payload, dedup_key, meta, received_at) VALUES (?, ?, ?, ?, ?)'),
+      remove: db.prepare('DELETE FROM inbox WHERE id = ?'),
+      burn: db.prepare('INSERT INTO dedup (key, expires_at) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET expires_at = excluded.expires_at'),
+      purge: db.prepare('DELETE FROM dedup WHERE expires_at <= ?'),
+      pending: db.prepare('SELECT id, source, payload, dedup_key AS dedupKey, meta, received_at AS receivedAt FROM inbox WHERE source = ? AND id > ? ORDER BY id LIMIT ?'),
+      oldest: db.prepare('SELECT min(received_at) AS t FROM inbox'),
+    };
+    this.count = (db.prepare('SELECT count(*) AS n FROM inbox').get() as { n: number }).n;
+    const now = Date.now();
+    this.stmts.purge.run(now);
+    for (const r of db.prepare('SELECT key, expires_at AS e FROM dedup').all() as { key: string; e: number }[]) this.burned.set(r.key, r.e);
+    for (const r of db.prepare('SELECT id, dedup_key AS k FROM inbox WHERE dedup_key IS NOT NULL').all() as { id: number; k: string }[]) this.inProgress.set(r.k, r.id);
+    store.onCommitFailed(() => {
+      this.count = (db.prepare('SELECT count(*) AS n FROM inbox').get() as { n: number }).n;
+    });
+    this.updateGauge();
+  }
+
+  get depth(): number {
+    return this.count;
+  }
+
+  /** True when the key belongs to an event in progress or handled within the TTL. */
+  isDuplicate(key: string, now = Date.now()): boolean {
+    if (this.inProgress.has(key)) return true;
+    const exp = this.burned.get(key);
+    if (exp === undefined) return false;
+    if (exp > now) return true;
+    this.burned.delete(key);
+    return false;
+  }
+
+  /**
+   * Durably records an accepted input. Resolves once committed. With a dedup key, a second event
+   * with the same key (in progress or handled within the TTL) is reported as duplicate.
+   */
+  async accept(source: string, payload: Buffer, dedupKey: string | null = null, meta: string | null = null): Promise<AcceptOutcome> {
+    if (dedupKey !== null && this.isDuplicate(dedupKey)) return { status: 'duplicate' };
+    if (this.count >= this.options.maxEvents) throw new InboxFullError(this.options.maxEvents);
+    // Reserve before the commit so a resend arriving meanwhile is seen as a duplicate.
+    this.count += 1;
+    if (dedupKey !== null) this.inProgress.set(dedupKey, -1);
+    try {
+      const id = await this.store.write(() => Number(this.stmts.insert.run(source, payload, dedupKey, meta, Date.now()).lastInsertRowid));
+      if (dedupKey !== null) this.inProgress.set(dedupKey, id);
+      this.updateGauge();
+      return { status: 'accepted', id };
+    } catch (err) {
+      this.count -= 1;
+      if (dedupKey !== null) this.inProgress.delete(dedupKey);
+      throw err;
+    }
+  }
+
+  /**
+   * Finishes an event: its messages go to the outbox, the row leaves the inbox and its dedup key is
+   * burned for the TTL — all in one transaction. Rejects with OutboxFullError (the event stays).
+   */
+  async complete(row: Pick<InboxRow, 'id' | 'dedupKey'>, messages: OutgoingMessage[]): Promise<void> {
+    if (messages.length > 0) this.outbox.validate(messages);
+    const expires = Date.now() + this.options.dedupTtlMs;
+    await this.store.write((db) => {
+      this.stmts.remove.run(row.id);
+      if (row.dedupKey !== null) this.stmts.burn.run(row.dedupKey, expires);
+      // Last: the only step that may throw (outbox bounds), so a throw rolls back the whole savepoint.
+      if (messages.length > 0) this.outbox.insertInTransaction(db, messages);
+    });
+    this.count -= 1;
+    if (row.dedupKey !== null) {
+      this.inProgress.delete(row.dedupKey);
+      this.burned.set(row.dedupKey, expires);
+    }
+    this.updateGauge();
+  }
+
+  /**
+   * Removes an event that turned out to be invalid, without burning its dedup key (a corrected
+   * resend must be processed).
+   */
+  async discard(row: Pick<InboxRow, 'id' | 'dedupKey'>): Promise<void> {
+    await this.store.write(() => this.stmts.remove.run(row.id));
+    this.count -= 1;
+    if (row.dedupKey !== null) this.inProgress.delete(row.dedupKey);
+    this.updateGauge();
+  }
+
+  /** Events of a source still waiting, oldest first (used at start-up and to refill the work queue). */
+  pending(source: string, afterId = 0, limit = 1000): InboxRow[] {
+    return this.stmts.pending.all(source, afterId, limit) as InboxRow[];
+  }
+
+  /** Drops expired dedup keys (call now and then). */
+  purgeExpired(now = Date.now()): void {
+    for (const [k, exp] of this.burned) if (exp <= now) this.burned.delete(k);
+    void this.store.write(() => this.stmts.purge.run(now)).catch(() => undefined);
+  }
+
+  oldestAgeSeconds(): number {
+    const r = this.stmts.oldest.get() as { t: number | null };
+    return r.t === null ? 0 : Math.max(0, (Date.now() - r.t) / 1000);
+  }
+
+  private updateGauge(): void {
+    this.metrics?.inboxDepth.set(this.count);
+  }
+}

@@ -1,0 +1,159 @@
+// The durable outbox: every outgoing MQTT message is stored here before anyone is told it was
+// accepted, and removed only once the broker acknowledged it. Bounded by count and bytes; a full
+// outbox refuses new messages with OutboxFullError and never evicts what it holds.
+import type { Db, Store } from './sqlite.ts';
+import { OutboxFullError, MessageRejectedError, type MessageSink, type OutgoingMessage, type QoS } from './types.ts';
+import type { Metrics } from '../observability/metrics.ts';
+
+export interface OutboxRow {
+  id: number;
+  topic: string;
+  payload: Buffer;
+  qos: QoS;
+  retain: boolean;
+  kind: string;
+  createdAt: number;
+}
+
+export interface OutboxOptions {
+  maxMessages: number;
+  maxBytes: number;
+  /** QoS used when a message does not say. */
+  defaultQos: QoS;
+  /** Highest QoS the broker accepts (1 for Azure Event Grid). */
+  maxQos: QoS;
+  /** Largest payload + topic the broker accepts, bytes (512 KiB for Azure Event Grid); 0 = no limit. */
+  maxPacketBytes: number;
+  /** Extra check of a topic at enqueue (Event Grid's topic limits); returns a reason or null. */
+  checkTopic?: (topic: string) => string | null;
+}
+
+export class Outbox implements MessageSink {
+  private count = 0;
+  private bytes = 0;
+  private readonly insertStmt;
+  private readonly peekStmt;
+  private readonly deleteStmt;
+  private readonly oldestStmt;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: OutboxOptions,
+    private readonly metrics?: Metrics,
+  ) {
+    const db = store.db;
+    const totals = db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
+    this.count = totals.n;
+    this.bytes = totals.b;
+    this.insertStmt = db.prepare('INSERT INTO outbox (topic, payload, qos, retain, kind, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.peekStmt = db.prepare('SELECT id, topic, payload, qos, retain, kind, created_at AS createdAt FROM outbox WHERE id > ? ORDER BY id LIMIT ?');
+    this.deleteStmt = db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes');
+    this.oldestStmt = db.prepare('SELECT min(created_at) AS t FROM outbox');
+    store.onCommitFailed(() => this.recount());
+    this.updateGauges();
+  }
+
+  get depth(): number {
+    return this.count;
+  }
+
+  get byteSize(): number {
+    return this.bytes;
+  }
+
+  get limits(): { maxMessages: number; maxBytes: number } {
+    return { maxMessages: this.options.maxMessages, maxBytes: this.options.maxBytes };
+  }
+
+  /** Stores the messages durably (one group-committed transaction) and resolves with their row ids. */
+  async enqueue(messages: OutgoingMessage[]): Promise<number[]> {
+    if (messages.length === 0) return [];
+    try {
+      this.validate(messages);
+      const ids = await this.store.write((db) => this.insertInTransaction(db, messages));
+      return ids;
+    } catch (err) {
+      const reason = err instanceof OutboxFullError ? 'outbox_full' : err instanceof MessageRejectedError ? err.reason : 'store_error';
+      for (const m of messages) this.metrics?.messagesRefused.inc({ kind: m.kind ?? 'other', reason });
+      throw err;
+    }
+  }
+
+  /** Checks that can be made before touching the store; throws MessageRejectedError. */
+  validate(messages: OutgoingMessage[]): void {
+    for (const m of messages) {
+      if (this.options.maxPacketBytes > 0) {
+        const size = Buffer.byteLength(m.topic) + (typeof m.payload === 'string' ? Buffer.byteLength(m.payload) : m.payload.length);
+        if (size > this.options.maxPacketBytes) {
+          throw new MessageRejectedError('too_large', `message to ${JSON.stringify(m.topic)} is ${size} bytes; the broker accepts at most ${this.options.maxPacketBytes}`);
+        }
+      }
+      const topicProblem = this.options.checkTopic?.(m.topic);
+      if (topicProblem) throw new MessageRejectedError('bad_topic', topicProblem);
+    }
+  }
+
+  /**
+   * Inserts inside a transaction the caller already holds (the inbox uses this so that an event's
+   * messages and the removal of the event are one commit). Throws OutboxFullError when a bound is hit.
+   */
+  insertInTransaction(_db: Db, messages: OutgoingMessage[]): number[] {
+    const now = Date.now();
+    const prepared = messages.map((m) => {
+      const payload = typeof m.payload === 'string' ? Buffer.from(m.payload, 'utf8') : m.payload;
+      const qos = Math.min(m.qos ?? this.options.defaultQos, this.options.maxQos) as QoS;
+      return { m, payload, qos, bytes: payload.length + Buffer.byteLength(m.topic) };
+    });
+    const addBytes = prepared.reduce((s, p) => s + p.bytes, 0);
+    if (this.count + prepared.length > this.options.maxMessages) throw new OutboxFullError('messages', this.count, this.options.maxMessages);
+    if (this.bytes + addBytes > this.options.maxBytes) throw new OutboxFullError('bytes', this.bytes, this.options.maxBytes);
+    const ids = prepared.map((p) => Number(this.insertStmt.run(p.m.topic, p.payload, p.qos, p.m.retain ? 1 : 0, p.m.kind ?? 'other', p.bytes, now).lastInsertRowid));
+    // Nothing after this point can throw, so the counters only move for rows that will commit
+    // (a failed commit of the whole batch triggers recount()).
+    this.count += prepared.length;
+    this.bytes += addBytes;
+    for (const p of prepared) this.metrics?.messagesEnqueued.inc({ kind: p.m.kind ?? 'other' });
+    this.updateGauges();
+    return ids;
+  }
+
+  /** Rows after `afterId`, oldest first. Reads committed data only. */
+  peek(afterId: number, limit: number): OutboxRow[] {
+    const rows = this.peekStmt.all(afterId, limit) as (Omit<OutboxRow, 'retain'> & { retain: number })[];
+    return rows.map((r) => ({ ...r, retain: r.retain === 1 }));
+  }
+
+  /** Removes acknowledged rows (group-committed with other writes). */
+  async remove(ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.store.write(() => {
+      for (const id of ids) {
+        const r = this.deleteStmt.get(id) as { bytes: number } | undefined;
+        if (r) {
+          this.count -= 1;
+          this.bytes -= r.bytes;
+        }
+      }
+    });
+    this.updateGauges();
+  }
+
+  /** After a rolled-back transaction the in-memory totals may be off; this re-reads them. */
+  recount(): void {
+    const totals = this.store.db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
+    this.count = totals.n;
+    this.bytes = totals.b;
+    this.updateGauges();
+  }
+
+  oldestAgeSeconds(): number {
+    const r = this.oldestStmt.get() as { t: number | null };
+    return r.t === null ? 0 : Math.max(0, (Date.now() - r.t) / 1000);
+  }
+
+  private updateGauges(): void {
+    if (!this.metrics) return;
+    this.metrics.outboxDepth.set(this.count);
+    this.metrics.outboxBytes.set(this.bytes);
+  }
+}

@@ -1,0 +1,135 @@
+// The one SQLite file behind the inbox, the outbox and dedup keys: opening, pragmas, migrations,
+// and group commit. Writes from many callers in the same tick share one transaction (one fsync),
+// and each caller's promise resolves only after that transaction is durable.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+export type Db = Database.Database;
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE outbox (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     topic TEXT NOT NULL,
+     payload BLOB NOT NULL,
+     qos INTEGER NOT NULL,
+     retain INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     bytes INTEGER NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE TABLE inbox (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     source TEXT NOT NULL,
+     payload BLOB NOT NULL,
+     dedup_key TEXT,
+     meta TEXT,
+     received_at INTEGER NOT NULL
+   );
+   CREATE TABLE dedup (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+   CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+];
+
+export interface StoreOptions {
+  file: string;
+  /** FULL (default): a resolved write survives power loss. NORMAL is only for benchmarks comparing the cost. */
+  synchronous?: 'FULL' | 'NORMAL';
+}
+
+interface PendingWrite {
+  run: (db: Db) => unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+export class Store {
+  readonly db: Db;
+  private queue: PendingWrite[] = [];
+  private scheduled = false;
+  private closed = false;
+  /** Called after each committed batch (the Publisher wakes on it). */
+  private readonly committedListeners: (() => void)[] = [];
+  private readonly failedListeners: (() => void)[] = [];
+
+  constructor(options: StoreOptions) {
+    if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
+    this.db = new Database(options.file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v] as string);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  onCommitted(listener: () => void): void {
+    this.committedListeners.push(listener);
+  }
+
+  /** Called when a whole batch failed to commit (in-memory totals must be re-read). */
+  onCommitFailed(listener: () => void): void {
+    this.failedListeners.push(listener);
+  }
+
+  /**
+   * Runs `fn` inside the next group-committed transaction and resolves with its result once the
+   * transaction is durable. If `fn` throws, only its own changes are rolled back (a savepoint) and
+   * only its promise rejects; the other writes of the batch still commit.
+   */
+  write<T>(fn: (db: Db) => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run: fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const outcomes: { ok: boolean; value: unknown }[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const w of batch) {
+          try {
+            outcomes.push({ ok: true, value: this.db.transaction(() => w.run(this.db))() });
+          } catch (err) {
+            outcomes.push({ ok: false, value: err });
+          }
+        }
+      })();
+    } catch (err) {
+      // The commit itself failed (disk full, I/O error): nothing of the batch is stored.
+      for (const w of batch) w.reject(err);
+      for (const l of this.failedListeners) l();
+      return;
+    }
+    batch.forEach((w, i) => {
+      const o = outcomes[i] as { ok: boolean; value: unknown };
+      if (o.ok) w.resolve(o.value);
+      else w.reject(o.value);
+    });
+    for (const l of this.committedListeners) l();
+  }
+
+  /** Commits what is queued, then closes the file. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+}
