@@ -1,0 +1,239 @@
+// The only code that calls client.publish. Drains the outbox in id order with a bounded in-flight
+// window while connected, deletes a row once the broker acknowledged it (PUBACK/PUBCOMP; QoS 0 when
+// written), and publishes the connect status (P1) and the availability topic on every connect.
+import { EventEmitter } from 'node:events';
+import type { BrokerConnection } from './connection.ts';
+import type { Outbox, OutboxRow } from '../store/outbox.ts';
+import type { Store } from '../store/sqlite.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { QoS } from '../store/types.ts';
+
+export interface PublisherOptions {
+  inFlightWindow: number;
+  /**
+   * After a reconnect the MQTT client re-sends what was in flight; a row still unacknowledged this
+   * long after the reconnect is sent again by us (at least once beats waiting forever). Default 3 s.
+   */
+  resendAfterMs?: number;
+  /** Published directly on every connect (P1), before the backlog. */
+  connectStatus?: { topic: string; payload: string; qos: QoS };
+  availability?: { topic: string; online: string; offline: string; retain: boolean; qos: QoS };
+}
+
+export interface DeliveryEvent {
+  id: number;
+  topic: string;
+  kind: string;
+}
+
+export class Publisher extends EventEmitter {
+  private cursor = 0;
+  private readonly inFlight = new Map<number, { row: OutboxRow; token: number }>();
+  private nextToken = 1;
+  /** Rows that were in flight when the connection dropped. */
+  private readonly interrupted = new Set<number>();
+  private resendTimer: NodeJS.Timeout | null = null;
+  /** Rows whose publish failed (client closing); sent again before newer rows. */
+  private readonly retry: OutboxRow[] = [];
+  private pendingRemovals: number[] = [];
+  private removalScheduled = false;
+  private running = false;
+  private pumping = false;
+  private readonly waiters = new Map<number, (() => void)[]>();
+  private poll: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly connection: BrokerConnection,
+    private readonly outbox: Outbox,
+    store: Store,
+    private readonly options: PublisherOptions,
+    private readonly deps: { logger: Logger; metrics?: Metrics },
+  ) {
+    super();
+    store.onCommitted(() => this.pump());
+    connection.on('connect', () => this.onConnect());
+    connection.on('disconnect', () => {
+      for (const id of this.inFlight.keys()) this.interrupted.add(id);
+    });
+  }
+
+  start(): void {
+    this.running = true;
+    // Rows written by another process (the `publish` command) are not announced; look now and then.
+    this.poll = setInterval(() => this.pump(), 1000);
+    this.poll.unref();
+    if (this.connection.connected) this.onConnect();
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Resolves when every row id has been acknowledged, or rejects after timeoutMs. */
+  waitForDelivery(ids: number[], timeoutMs: number): Promise<void> {
+    const remaining = new Set(ids.filter((id) => this.isPending(id)));
+    if (remaining.size === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not acknowledged by the broker within ${timeoutMs} ms`)), timeoutMs);
+      for (const id of remaining) {
+        const list = this.waiters.get(id) ?? [];
+        list.push(() => {
+          remaining.delete(id);
+          if (remaining.size === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        this.waiters.set(id, list);
+      }
+    });
+  }
+
+  private isPending(id: number): boolean {
+    if (this.inFlight.has(id) || id > this.cursor) return true;
+    return this.retry.some((r) => r.id === id);
+  }
+
+  private onConnect(): void {
+    if (!this.running) return;
+    if (this.interrupted.size > 0 && !this.resendTimer) {
+      this.resendTimer = setTimeout(() => this.resendInterrupted(), this.options.resendAfterMs ?? 3000);
+      this.resendTimer.unref();
+    }
+    const client = this.connection.client;
+    const { connectStatus, availability } = this.options;
+    if (availability) {
+      client.publish(availability.topic, availability.online, { qos: availability.qos, retain: availability.retain }, (err) => {
+        if (err) this.deps.logger.warn({ err: err.message }, 'could not publish the online status');
+      });
+    }
+    if (connectStatus) {
+      client.publish(connectStatus.topic, connectStatus.payload, { qos: connectStatus.qos }, (err) => {
+        if (err) this.deps.logger.warn({ err: err.message }, 'could not publish the connect status');
+      });
+    }
+    this.pump();
+  }
+
+  private resendInterrupted(): void {
+    this.resendTimer = null;
+    const stuck: OutboxRow[] = [];
+    for (const id of this.interrupted) {
+      const entry = this.inFlight.get(id);
+      if (entry) {
+        this.inFlight.delete(id);
+        stuck.push(entry.row);
+      }
+    }
+    this.interrupted.clear();
+    if (stuck.length === 0) return;
+    this.deps.logger.info({ count: stuck.length }, 'sending again messages unacknowledged since the reconnect');
+    this.retry.push(...stuck);
+    this.retry.sort((a, b) => a.id - b.id);
+    this.pump();
+  }
+
+  /** Sends rows until the window is full or the outbox is drained. Cheap when there is nothing to do. */
+  pump(): void {
+    if (!this.running || this.pumping || !this.connection.connected) return;
+    this.pumping = true;
+    try {
+      while (this.inFlight.size < this.options.inFlightWindow && this.connection.connected) {
+        const room = this.options.inFlightWindow - this.inFlight.size;
+        let rows: OutboxRow[];
+        if (this.retry.length > 0) {
+          rows = this.retry.splice(0, room);
+        } else {
+          rows = this.outbox.peek(this.cursor, room);
+          if (rows.length === 0) break;
+          this.cursor = (rows[rows.length - 1] as OutboxRow).id;
+        }
+        for (const row of rows) this.send(row);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private send(row: OutboxRow): void {
+    const token = this.nextToken++;
+    this.inFlight.set(row.id, { row, token });
+    this.connection.client.publish(row.topic, row.payload, { qos: row.qos, retain: row.retain }, (err) => {
+      // A late callback for a row that was sent again since is ignored; the newer send decides.
+      if (this.inFlight.get(row.id)?.token !== token) return;
+      this.inFlight.delete(row.id);
+      this.interrupted.delete(row.id);
+      if (err) {
+        if (/exceeding packets size|too large|packet size/i.test(err.message)) {
+          // The broker will never take it: report loudly, count it, and remove it so it cannot block the rest.
+          this.deps.logger.error({ id: row.id, topic: row.topic, bytes: row.payload.length }, `message refused: larger than the broker's maximum packet size; removed from the outbox`);
+          this.deps.metrics?.messagesRefused.inc({ kind: row.kind, reason: 'too_large_for_broker' });
+          this.acknowledge(row, false);
+          return;
+        }
+        this.deps.logger.debug({ id: row.id, err: err.message }, 'publish interrupted; will send again');
+        this.retry.push(row);
+        this.retry.sort((a, b) => a.id - b.id);
+      } else {
+        this.acknowledge(row, true);
+      }
+      this.pump();
+    });
+  }
+
+  private acknowledge(row: OutboxRow, delivered: boolean): void {
+    if (delivered) {
+      this.deps.metrics?.messagesDelivered.inc({ kind: row.kind });
+      this.emit('delivered', { id: row.id, topic: row.topic, kind: row.kind } satisfies DeliveryEvent);
+    }
+    this.pendingRemovals.push(row.id);
+    const waiters = this.waiters.get(row.id);
+    if (waiters) {
+      this.waiters.delete(row.id);
+      for (const w of waiters) w();
+    }
+    if (!this.removalScheduled) {
+      this.removalScheduled = true;
+      setImmediate(() => this.flushRemovals());
+    }
+  }
+
+  private flushRemovals(): void {
+    this.removalScheduled = false;
+    const ids = this.pendingRemovals;
+    this.pendingRemovals = [];
+    this.outbox.remove(ids).catch((err: Error) => {
+      // The rows stay and are sent again after a restart (at least once); nothing is lost.
+      this.deps.logger.error({ err: err.message }, 'could not remove delivered messages from the outbox');
+    });
+  }
+
+  /**
+   * Keeps delivering for up to `flushMs` (until the outbox is empty), then publishes the offline
+   * status. What is left stays in the outbox for the next start.
+   */
+  async stop(flushMs: number): Promise<void> {
+    const deadline = Date.now() + flushMs;
+    while (Date.now() < deadline && this.connection.connected && (this.outbox.depth - this.pendingRemovals.length > 0 || this.inFlight.size > 0)) {
+      this.pump();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.running = false;
+    if (this.poll) clearInterval(this.poll);
+    if (this.resendTimer) clearTimeout(this.resendTimer);
+    const availability = this.options.availability;
+    if (availability && this.connection.connected) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(500, deadline - Date.now()));
+        this.connection.client.publish(availability.topic, availability.offline, { qos: availability.qos, retain: availability.retain }, () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    if (this.removalScheduled) this.flushRemovals();
+    // Let queued removals commit before the store closes.
+    await new Promise((r) => setImmediate(r));
+  }
+}
