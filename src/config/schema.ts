@@ -1,0 +1,354 @@
+// The one schema for everything butler-mqtt reads from a Butler config file: types, defaults and
+// the "expected …" text used in error messages. Butler's own keys keep Butler's names and template
+// defaults; keys that butler-mqtt adds are all optional. Unknown keys are allowed (Butler has many more).
+import Type, { type Static, type TSchema } from 'typebox';
+
+/** Extra annotations read by the error formatter and the docs generator. */
+interface Annotations {
+  default?: unknown;
+  description?: string;
+  /** Human text for "expected …" in validation errors. */
+  expected?: string;
+  /** Added by butler-mqtt (not a Butler key). */
+  added?: boolean;
+  /** The value is a secret: masked by check-config, the docs and every log line. */
+  secret?: boolean;
+}
+
+const bool = (def: boolean, description: string, extra: Annotations = {}) =>
+  Type.Boolean({ default: def, description, expected: 'true or false', ...extra });
+
+const str = (def: string, description: string, extra: Annotations = {}) =>
+  Type.String({ default: def, description, expected: 'a string', ...extra });
+
+const int = (def: number, min: number, max: number, description: string, extra: Annotations = {}) =>
+  Type.Integer({ default: def, minimum: min, maximum: max, description, expected: `an integer ${min}-${max}`, ...extra });
+
+const port = (def: number, description: string, extra: Annotations = {}) => int(def, 1, 65535, description, extra);
+
+const topic = (def: string, description: string, extra: Annotations = {}) =>
+  Type.String({ default: def, description, expected: 'an MQTT topic', ...extra });
+
+const obj = <P extends Record<string, TSchema>>(props: P, description = '', extra: Annotations = {}) =>
+  Type.Object(props, { additionalProperties: true, default: {}, description, expected: 'a mapping', ...extra });
+
+const nameValueList = (description: string) =>
+  Type.Array(Type.Object({ name: Type.String({ expected: 'a string' }), value: Type.String({ expected: 'a string' }) }, { additionalProperties: true, expected: 'a {name, value} mapping' }), {
+    default: [],
+    description,
+    expected: 'a list of {name, value}',
+  });
+
+const MqttTls = obj(
+  {
+    enable: bool(false, 'Connect with TLS (mqtts).', { added: true }),
+    caFile: str('', 'CA certificate file (PEM) to verify the broker; empty = system CAs.', { added: true }),
+    certFile: str('', 'Client certificate file (PEM) for brokers that require one.', { added: true }),
+    keyFile: str('', 'Client private key file (PEM).', { added: true }),
+    rejectUnauthorized: bool(true, 'Verify the broker certificate.', { added: true }),
+  },
+  'TLS to the main broker.',
+  { added: true },
+);
+
+const AzureEventGrid = obj(
+  {
+    enable: bool(false, 'Connect to an Azure Event Grid namespace MQTT broker.'),
+    clientId: str('butler-mqtt', 'Client id (Event Grid client session name).'),
+    clientCertFile: str('', 'Client certificate file (PEM).'),
+    clientKeyFile: str('', 'Client private key file (PEM).'),
+    authenticationName: str('', 'Event Grid client authentication name (MQTT username); empty = the clientId.', { added: true }),
+    caFile: str('', 'CA certificate file (PEM); empty = system CAs.', { added: true }),
+  },
+  'Azure Event Grid mode.',
+);
+
+const Delivery = obj(
+  {
+    qos: Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)], { default: 1, description: 'QoS for published messages (capped at 1 in Event Grid mode).', expected: '0, 1 or 2' }),
+    outboxFile: str('data/butler-mqtt.sqlite', 'SQLite file of the durable outbox and inbox (relative to the config file).'),
+    maxMessages: int(100000, 1, 100000000, 'Outbox bound: messages waiting.'),
+    maxBytes: int(268435456, 1024, 1099511627776, 'Outbox bound: payload bytes waiting.'),
+    highWaterPercent: int(80, 1, 100, 'Readiness turns false above this share of either outbox bound.'),
+    inFlightWindow: int(100, 1, 65535, 'QoS 1/2 messages sent and not yet acknowledged, at most.'),
+    shutdownFlushSeconds: int(5, 0, 300, 'On shutdown, how long to keep delivering before closing.'),
+  },
+  'Durable delivery.',
+  { added: true },
+);
+
+const Availability = obj(
+  {
+    enable: bool(true, 'Publish online/offline with a last-will.'),
+    topic: topic('qliksense/butler/mqtt/availability', 'Availability topic.'),
+    onlinePayload: str('online', 'Payload when connected.'),
+    offlinePayload: str('offline', 'Payload on shutdown and as last-will.'),
+    retain: Type.Union([Type.Boolean(), Type.Null()], { default: null, description: 'Retain the availability messages; empty = true, false in Event Grid mode.', expected: 'true, false or empty' }),
+  },
+  'Availability topic.',
+  { added: true },
+);
+
+const EmbeddedBroker = obj(
+  {
+    enable: bool(false, 'Run an MQTT broker inside butler-mqtt (for trying it out).'),
+    host: str('127.0.0.1', 'Address the embedded broker listens on.'),
+    port: port(1883, 'Port of the embedded broker.'),
+  },
+  'Embedded broker.',
+  { added: true },
+);
+
+const Reconnect = obj(
+  {
+    minDelayMs: int(1000, 10, 3600000, 'First reconnect delay.'),
+    maxDelayMs: int(30000, 10, 3600000, 'Largest reconnect delay (exponential backoff with jitter in between).'),
+  },
+  'Reconnect backoff.',
+  { added: true },
+);
+
+const MqttForward = obj(
+  {
+    enable: bool(false, 'Subscribe to Qlik Cloud events forwarded to an MQTT broker.'),
+    broker: obj({
+      host: str('', 'Forward broker host.'),
+      port: port(8883, 'Forward broker port.'),
+      username: str('', 'Forward broker user.'),
+      password: str('', 'Forward broker password.', { secret: true }),
+      caFile: str('', 'CA certificate (PEM) of the forward broker; empty = system CAs.', { added: true }),
+      rejectUnauthorized: bool(true, 'Verify the forward broker certificate.', { added: true }),
+    }),
+    topic: obj({
+      subscriptionRoot: topic('qscloud/#', 'Subscription on the forward broker.'),
+      appReload: topic('qscloud/app/reload', 'Topic prefix of app reload events.'),
+    }),
+  },
+  'Qlik Cloud event forwarding.',
+);
+
+const MqttConfig = obj(
+  {
+    enable: bool(false, 'Master switch for MQTT.'),
+    brokerHost: str('', 'Main broker host.', { expected: 'a host name or IP address' }),
+    brokerPort: port(1883, 'Main broker port.'),
+    username: str('', 'Broker user name.', { added: true }),
+    password: str('', 'Broker password.', { added: true, secret: true }),
+    tls: MqttTls,
+    protocolVersion: Type.Union([Type.Literal('3.1.1'), Type.Literal('5'), Type.Literal(5)], { default: '3.1.1', description: 'MQTT protocol version.', expected: '"3.1.1" or "5"', added: true }),
+    clientId: str('', 'Fixed client id; empty = butler-mqtt-<hostname>.', { added: true }),
+    keepaliveSeconds: int(60, 0, 65535, 'MQTT keepalive.', { added: true }),
+    connectStatusRetain: bool(false, 'Retain the "Connected to MQTT broker …" status message (Butler does not), so a subscriber that joins later sees it.', { added: true }),
+    reconnect: Reconnect,
+    azureEventGrid: AzureEventGrid,
+    delivery: Delivery,
+    availability: Availability,
+    embeddedBroker: EmbeddedBroker,
+    qlikSenseCloud: obj({ event: obj({ mqttForward: MqttForward }) }),
+    taskFailureSendFull: bool(true, 'Also publish the full failure JSON.'),
+    taskAbortedSendFull: bool(true, 'Also publish the full aborted JSON.'),
+    subscriptionRootTopic: topic('qliksense/#', 'Subscription for inbound commands (may contain wildcards).'),
+    taskStartTopic: topic('qliksense/start_task', 'Task start commands.'),
+    taskStartResultTopic: topic('', 'Outcome of each task start command; empty = off.', { added: true }),
+    taskFailureTopic: topic('qliksense/task_failure', 'Failed reload: task name.'),
+    taskFailureFullTopic: topic('qliksense/task_failure_full', 'Failed reload: full JSON.'),
+    taskFailureServerStatusTopic: topic('qliksense/butler/task_failure_server', 'UDP server status (start/error).'),
+    taskAbortedTopic: topic('qliksense/task_aborted', 'Aborted reload: task name.'),
+    taskAbortedFullTopic: topic('qliksense/task_aborted_full', 'Aborted reload: full JSON.'),
+    taskSuccessTopic: topic('', 'Successful reload: task name; empty = off.', { added: true }),
+    taskSuccessFullTopic: topic('', 'Successful reload: full JSON; empty = off.', { added: true }),
+    serviceRunningTopic: topic('qliksense/service_running', 'Prefix: service changed to running.'),
+    serviceStoppedTopic: topic('qliksense/service_stopped', 'Prefix: service changed to stopped.'),
+    serviceStatusTopic: topic('qliksense/service_status', 'Prefix: service status on every check.'),
+    qlikSenseServerLicenseTopic: topic('qliksense/qliksense_server_license', 'Server license status.'),
+    qlikSenseServerLicenseExpireTopic: topic('qliksense/qliksense_server_license_expire', 'Server license expiry alert.'),
+    cloudReloadFailureTopic: topic('qscloud/butler/reload_failure', 'Failed Qlik Cloud reload: app name.', { added: true }),
+    cloudReloadFailureFullTopic: topic('qscloud/butler/reload_failure_full', 'Failed Qlik Cloud reload: full JSON.', { added: true }),
+    sessionStartTopic: topic('', 'User session started (legacy payload); empty = off.', { added: true }),
+    sessionStopTopic: topic('', 'User session stopped (legacy payload); empty = off.', { added: true }),
+    connectionOpenTopic: topic('', 'Connection opened (legacy payload); empty = off.', { added: true }),
+    connectionCloseTopic: topic('', 'Connection closed (legacy payload); empty = off.', { added: true }),
+    userEventTopic: topic('', 'Session and connection events as JSON; empty = off.', { added: true }),
+    activeUserCountTopic: topic('', 'Retained count of active users; empty = off.', { added: true }),
+    activeUsersTopic: topic('', 'Retained JSON list of active users; empty = off.', { added: true }),
+  },
+  'MQTT.',
+);
+
+const UdpServerConfig = obj(
+  {
+    enable: bool(false, 'Listen for Sense scheduler log-appender datagrams.'),
+    serverHost: str('localhost', 'Address to listen on.', { expected: 'a host name or IP address' }),
+    portTaskFailure: port(9998, 'Port for reload task events.'),
+    maxMessageSize: int(65507, 1, 65507, 'Largest datagram accepted, bytes.'),
+    enableSourceValidation: bool(false, 'Accept datagrams only from allowedSources.'),
+    allowedSources: Type.Array(Type.String({ expected: 'a string' }), { default: [], description: 'IPv4 addresses or host names (resolved at start).', expected: 'a list of addresses' }),
+    messageQueue: obj({
+      maxConcurrent: int(10, 1, 1000, 'Events handled at once.'),
+      maxSize: int(200, 1, 1000000, 'Events waiting in memory; more wait in the durable inbox.'),
+      backpressureThreshold: int(80, 1, 100, 'Warn when the queue is this % full.'),
+    }),
+    rateLimit: obj({
+      enable: bool(false, 'Limit datagrams per minute.'),
+      maxMessagesPerMinute: int(600, 1, 100000000, 'Datagrams per fixed one-minute window.'),
+    }),
+    deduplication: obj({
+      enable: bool(true, 'Drop repeated executionIds.'),
+      ttlMinutes: int(10, 1, 10080, 'How long an executionId is remembered.'),
+    }),
+    receiveBufferBytes: int(8388608, 65536, 268435456, 'Socket receive buffer requested from the OS.', { added: true }),
+    inboxMaxEvents: int(100000, 100, 100000000, 'Accepted events waiting in the durable inbox, at most.', { added: true }),
+    portSessionConnectionEvents: port(9997, 'Port for Sense proxy session/connection events.', { added: true }),
+    sessionConnectionEvents: obj(
+      {
+        enable: bool(false, 'Listen for Sense proxy session/connection datagrams.'),
+        sessionIdleMinutes: int(480, 1, 100000, 'A user without events for this long is no longer active.'),
+        excludeUsers: Type.Array(Type.Object({ directory: Type.String({ expected: 'a string' }), userId: Type.String({ expected: 'a string' }) }, { additionalProperties: true }), {
+          default: [],
+          description: 'Users whose events are ignored.',
+          expected: 'a list of {directory, userId}',
+        }),
+      },
+      'Session and connection events.',
+      { added: true },
+    ),
+  },
+  'UDP input.',
+);
+
+const RestServerConfig = obj(
+  {
+    enable: bool(false, 'Start the HTTP server (REST, status page, metrics).'),
+    serverHost: str('localhost', 'Address to listen on.'),
+    serverPort: port(8080, 'Port to listen on.'),
+    tls: obj({
+      enable: bool(false, 'Serve HTTPS.'),
+      cert: str('', 'Server certificate file (PEM).'),
+      key: str('', 'Server private key file (PEM).'),
+      ca: str('', 'CA file (PEM) of the server certificate chain.'),
+    }),
+    apiToken: str('', 'When set, REST calls need "Authorization: Bearer <token>" or "X-Api-Token".', { added: true, secret: true }),
+    publishAllowedTopicPrefixes: Type.Array(Type.String(), { default: [], description: 'Topic prefixes the publish endpoint accepts; empty = any.', expected: 'a list of topic prefixes', added: true }),
+    rateLimitPerMinute: int(100, 1, 1000000, 'REST requests per client per minute.', { added: true }),
+    bodyLimitBytes: int(1048576, 1024, 67108864, 'Largest request body.', { added: true }),
+    waitTimeoutMs: int(10000, 100, 600000, 'How long ?wait=true waits for the broker.', { added: true }),
+    testEventButton: bool(false, 'Show a "send test event" button on the status page.', { added: true }),
+  },
+  'HTTP server.',
+);
+
+const ConfigQrs = obj(
+  {
+    host: str('', 'Repository service host.', { expected: 'a host name or IP address' }),
+    port: port(4242, 'Repository service port.'),
+    useSSL: bool(true, 'Use HTTPS.'),
+    rejectUnauthorized: bool(false, 'Verify the QRS server certificate.'),
+    headers: obj({ static: nameValueList('Headers sent on every call (X-Qlik-User).') }),
+    timeoutMs: int(10000, 100, 600000, 'Timeout per call.', { added: true }),
+    retries: int(3, 0, 20, 'Retries on network errors and 5xx.', { added: true }),
+    cacheTtlSeconds: int(60, 0, 86400, 'How long task/app metadata is cached.', { added: true }),
+  },
+  'Qlik Sense Repository Service.',
+);
+
+const Cert = obj(
+  {
+    clientCert: str('', 'Sense client certificate (PEM).'),
+    clientCertKey: str('', 'Sense client key (PEM).', { secret: false }),
+    clientCertCA: str('', 'Sense root CA (PEM).'),
+  },
+  'Sense certificates.',
+);
+
+const StartTaskFilter = obj(
+  {
+    enable: bool(false, 'Only start tasks that match allowTask.'),
+    allowTask: obj({
+      taskId: Type.Array(Type.String(), { default: [], expected: 'a list of task ids', description: 'Allowed task ids.' }),
+      tag: Type.Array(Type.String(), { default: [], expected: 'a list of tag names', description: 'Tasks with any of these tags.' }),
+      customProperty: nameValueList('Tasks with any of these custom property values.'),
+    }),
+  },
+  'Task start filter.',
+);
+
+const Schedule = (def: string, description: string) => Type.String({ default: def, description, expected: 'a schedule like "every 30 seconds" or a cron expression' });
+
+const QlikSenseLicense = obj({
+  serverLicenseMonitor: obj({
+    enable: bool(false, 'Check the server license.'),
+    frequency: Schedule('every 24 hours', 'How often.'),
+    alert: obj({ thresholdDays: int(60, 0, 100000, 'Alert when this many days or fewer are left.') }),
+    destination: obj({
+      mqtt: obj({
+        enable: bool(false, 'Publish license status over MQTT.'),
+        sendRecurring: obj({ enable: bool(true, 'Publish the status on every check.') }),
+        sendAlert: obj({ enable: bool(true, 'Publish the expiry alert.') }),
+      }),
+    }),
+  }),
+});
+
+const ServiceMonitor = obj(
+  {
+    enable: bool(false, 'Check Windows services of the Sense nodes.'),
+    frequency: Schedule('every 30 seconds', 'How often.'),
+    checkTimeoutSeconds: int(15, 1, 600, 'Timeout of one host check.', { added: true }),
+    monitor: Type.Array(
+      Type.Object(
+        {
+          host: Type.String({ expected: 'a host name' }),
+          services: Type.Array(Type.Object({ name: Type.String({ expected: 'a service name' }), friendlyName: Type.String({ default: '', expected: 'a string' }) }, { additionalProperties: true }), { default: [], expected: 'a list of {name, friendlyName}' }),
+        },
+        { additionalProperties: true },
+      ),
+      { default: [], description: 'Hosts and their services.', expected: 'a list of {host, services}' },
+    ),
+    alertDestination: obj({ mqtt: obj({ enable: bool(false, 'Publish service events over MQTT.') }) }),
+  },
+  'Windows service monitor.',
+);
+
+const QlikSenseCloud = obj(
+  {
+    enable: bool(false, 'Enrich Qlik Cloud events through the Qlik Cloud REST API.'),
+    event: obj({
+      mqtt: obj({
+        tenant: obj({
+          id: str('', 'Tenant id.'),
+          tenantUrl: str('', 'Tenant URL, e.g. https://tenant.eu.qlikcloud.com.'),
+          caFile: str('', 'CA file (PEM) for the tenant URL; empty = system CAs.', { added: true }),
+          auth: obj({ jwt: obj({ token: str('', 'API key (JWT).', { secret: true }) }) }),
+        }),
+      }),
+    }),
+  },
+  'Qlik Cloud.',
+);
+
+export const ButlerSchema = obj({
+  logLevel: Type.Union(
+    ['error', 'warn', 'info', 'verbose', 'debug', 'silly'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'Log level.', expected: 'one of error, warn, info, verbose, debug, silly' },
+  ),
+  fileLogging: bool(false, 'Also write logs to a file in logDirectory.'),
+  logDirectory: str('log', 'Directory of the log file.'),
+  mqttConfig: MqttConfig,
+  udpServerConfig: UdpServerConfig,
+  restServerConfig: RestServerConfig,
+  restServerEndpointsEnable: obj({ mqttPublishMessage: bool(false, 'Enable PUT /v4/mqttpublishmessage.') }),
+  startTaskFilter: StartTaskFilter,
+  configQRS: ConfigQrs,
+  cert: Cert,
+  qlikSenseLicense: QlikSenseLicense,
+  serviceMonitor: ServiceMonitor,
+  qlikSenseCloud: QlikSenseCloud,
+});
+
+export const ConfigSchema = Type.Object({ Butler: ButlerSchema }, { additionalProperties: true, expected: 'a mapping with a top-level "Butler" key' });
+
+export type ButlerConfig = Static<typeof ButlerSchema>;
+export type MqttConfig = ButlerConfig['mqttConfig'];
+
+/** The sections butler-mqtt reads; everything else under Butler is ignored. */
+export const READ_SECTIONS = Object.keys(ButlerSchema.properties);
