@@ -17,7 +17,7 @@ export interface PublisherOptions {
    */
   resendAfterMs?: number;
   /** Published directly on every connect (P1), before the backlog. */
-  connectStatus?: { topic: string; payload: string; qos: QoS };
+  connectStatus?: { topic: string; payload: string; qos: QoS; retain: boolean };
   availability?: { topic: string; online: string; offline: string; retain: boolean; qos: QoS };
 }
 
@@ -109,7 +109,7 @@ export class Publisher extends EventEmitter {
       });
     }
     if (connectStatus) {
-      client.publish(connectStatus.topic, connectStatus.payload, { qos: connectStatus.qos }, (err) => {
+      client.publish(connectStatus.topic, connectStatus.payload, { qos: connectStatus.qos, retain: connectStatus.retain }, (err) => {
         if (err) this.deps.logger.warn({ err: err.message }, 'could not publish the connect status');
       });
     }

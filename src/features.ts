@@ -1,0 +1,96 @@
+// Builds the feature parts the config enables and registers them with the App, after the core
+// (store, broker connection, publisher). A disabled feature is not constructed; one that needs a
+// Sense connection that is not configured says so once and stays off.
+import type { App } from './app.ts';
+import { QrsClient } from './sense/qrs-client.ts';
+import { parseSchedule } from './alerts/schedule.ts';
+import { LicenseMonitor } from './alerts/license-monitor.ts';
+import { ServiceMonitor } from './alerts/service-monitor.ts';
+
+/** Shared clients, built at most once and only when a feature asks for them. */
+export class FeatureContext {
+  private qrsClient: QrsClient | null | undefined;
+
+  constructor(readonly app: App) {}
+
+  /** The QRS client, or null when Butler.configQRS.host is empty. */
+  qrs(): QrsClient | null {
+    if (this.qrsClient !== undefined) return this.qrsClient;
+    const b = this.app.config.butler;
+    if (!b.configQRS.host) {
+      this.qrsClient = null;
+      return null;
+    }
+    const client = new QrsClient(
+      {
+        host: b.configQRS.host,
+        port: b.configQRS.port,
+        useSSL: b.configQRS.useSSL,
+        rejectUnauthorized: b.configQRS.rejectUnauthorized,
+        headers: b.configQRS.headers.static,
+        clientCert: b.cert.clientCert || undefined,
+        clientCertKey: b.cert.clientCertKey || undefined,
+        clientCertCA: b.cert.clientCertCA || undefined,
+        timeoutMs: b.configQRS.timeoutMs,
+        retries: b.configQRS.retries,
+        cacheTtlMs: b.configQRS.cacheTtlSeconds * 1000,
+      },
+      { logger: this.app.logger, metrics: this.app.metrics },
+    );
+    this.qrsClient = client;
+    // Registered here so it closes after every part that uses it (parts stop in reverse order).
+    this.app.addPart({ name: 'QRS client', start: () => undefined, stop: () => client.close() });
+    return client;
+  }
+}
+
+export function buildFeatures(app: App): FeatureContext {
+  const ctx = new FeatureContext(app);
+  const b = app.config.butler;
+  if (!app.outbox) return ctx; // MQTT disabled: nothing to publish to
+  const outbox = app.outbox;
+
+  const lic = b.qlikSenseLicense.serverLicenseMonitor;
+  if (lic.enable && lic.destination.mqtt.enable) {
+    const qrs = ctx.qrs();
+    if (!qrs) {
+      app.logger.warn('server license monitor is enabled but Butler.configQRS.host is empty: the license monitor stays off');
+    } else {
+      const schedule = parseSchedule(lic.frequency);
+      if (schedule.ok) {
+        const monitor = new LicenseMonitor(
+          {
+            schedule: schedule.value,
+            thresholdDays: lic.alert.thresholdDays,
+            sendRecurring: lic.destination.mqtt.sendRecurring.enable,
+            sendAlert: lic.destination.mqtt.sendAlert.enable,
+            topics: { license: b.mqttConfig.qlikSenseServerLicenseTopic, expire: b.mqttConfig.qlikSenseServerLicenseExpireTopic },
+          },
+          { qrs, sink: outbox, logger: app.logger, metrics: app.metrics },
+        );
+        app.addPart({ name: 'license monitor', start: () => monitor.start(), stop: () => monitor.stop() });
+      }
+    }
+  }
+
+  const svc = b.serviceMonitor;
+  if (svc.enable && svc.alertDestination.mqtt.enable) {
+    const schedule = parseSchedule(svc.frequency);
+    if (schedule.ok) {
+      const monitor = new ServiceMonitor(
+        {
+          hosts: svc.monitor.map((h) => ({ host: h.host, services: h.services.map((s) => ({ name: s.name, friendlyName: s.friendlyName })) })),
+          schedule: schedule.value,
+          topics: { running: b.mqttConfig.serviceRunningTopic, stopped: b.mqttConfig.serviceStoppedTopic, status: b.mqttConfig.serviceStatusTopic },
+          mqttEnabled: true,
+          timeoutMs: svc.checkTimeoutSeconds * 1000,
+        },
+        { sink: outbox, logger: app.logger, metrics: app.metrics },
+      );
+      app.addPart({ name: 'service monitor', start: () => monitor.start(), stop: () => monitor.stop() });
+    }
+  }
+
+  // Feature registrations (one line each) follow.
+  return ctx;
+}
