@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerRun } from './cli/run.ts';
 import { registerCheckConfig } from './cli/check-config.ts';
+import { registerAppenderXml } from './cli/appender-xml.ts';
+import { registerSendTestEvent } from './cli/send-test-event.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -11,5 +13,7 @@ const program = new Command('butler-mqtt')
   .version(pkg.version, '-v, --version');
 registerRun(program);
 registerCheckConfig(program);
+registerAppenderXml(program);
+registerSendTestEvent(program);
 
 await program.parseAsync(process.argv);

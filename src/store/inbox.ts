@@ -103,15 +103,16 @@ export class Inbox {
   /**
    * Finishes an event: its messages go to the outbox, the row leaves the inbox and its dedup key is
    * burned for the TTL — all in one transaction. Rejects with OutboxFullError (the event stays).
+   * Resolves with the outbox row ids of the messages (for the status page's activity list).
    */
-  async complete(row: Pick<InboxRow, 'id' | 'dedupKey'>, messages: OutgoingMessage[]): Promise<void> {
+  async complete(row: Pick<InboxRow, 'id' | 'dedupKey'>, messages: OutgoingMessage[]): Promise<number[]> {
     if (messages.length > 0) this.outbox.validate(messages);
     const expires = Date.now() + this.options.dedupTtlMs;
-    await this.store.write((db) => {
+    const ids = await this.store.write((db) => {
       this.stmts.remove.run(row.id);
       if (row.dedupKey !== null) this.stmts.burn.run(row.dedupKey, expires);
       // Last: the only step that may throw (outbox bounds), so a throw rolls back the whole savepoint.
-      if (messages.length > 0) this.outbox.insertInTransaction(db, messages);
+      return messages.length > 0 ? this.outbox.insertInTransaction(db, messages) : [];
     });
     this.count -= 1;
     if (row.dedupKey !== null) {
@@ -119,6 +120,7 @@ export class Inbox {
       this.burned.set(row.dedupKey, expires);
     }
     this.updateGauge();
+    return ids;
   }
 
   /**

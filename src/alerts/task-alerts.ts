@@ -1,0 +1,219 @@
+// Reload task alerts (SPEC §3 P3–P8, §4): turns a Sense scheduler event into the messages Butler
+// publishes, enriched through QRS, and registers the UDP listener that feeds it. When QRS cannot
+// be asked, the alert still goes out, marked with `enrichmentError`, instead of being lost.
+import type { App } from '../app.ts';
+import type { FeatureContext } from '../features.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { QrsClient, QrsError, QrsResult } from '../sense/qrs-client.ts';
+import { parseDatagram, type SchedulerEvent } from '../sense/datagram.ts';
+import { UdpListener, type DatagramParse } from '../sense/udp-listener.ts';
+import type { OutgoingMessage } from '../store/types.ts';
+import { taskAbortedFullPayload, taskBasicPayload, taskFailureFullPayload, type TaskEnrichment } from './payloads.ts';
+
+/** `enrichmentError` when no QRS host is configured (configQRS.host empty). */
+export const QRS_NOT_CONFIGURED = 'QRS not configured';
+
+export interface TaskAlertTopics {
+  failure: string;
+  /** null: taskFailureSendFull is false. */
+  failureFull: string | null;
+  aborted: string;
+  /** null: taskAbortedSendFull is false. */
+  abortedFull: string | null;
+  /** null: no success alerts (taskSuccessTopic empty). */
+  success: string | null;
+  successFull: string | null;
+}
+
+/** The part of the QRS client the alerts use. */
+export type TaskLookup = Pick<QrsClient, 'getTask' | 'getTaskFull' | 'getAppFull'>;
+
+export interface TaskAlertDeps {
+  /** null when configQRS.host is empty. */
+  qrs: TaskLookup | null;
+  logger: Logger;
+  metrics?: Metrics;
+}
+
+type Enrichment =
+  | { kind: 'enriched'; data: TaskEnrichment }
+  /** QRS could not be asked (or did not answer usefully): publish with what is known. */
+  | { kind: 'degraded'; data: TaskEnrichment; error: string }
+  /** As Butler: nothing is published (task unknown, not a reload task, no app). */
+  | { kind: 'skip'; reason: string };
+
+/** Short text for `enrichmentError`: what went wrong, not where (the log line has the detail). */
+export function enrichmentErrorText(error: QrsError): string {
+  switch (error.kind) {
+    case 'timeout':
+      return 'QRS timeout';
+    case 'network':
+      return 'QRS unreachable';
+    case 'http':
+      return `QRS answered HTTP ${error.status ?? 'error'}`;
+    case 'parse':
+      return 'QRS answer not understood';
+  }
+}
+
+export class TaskAlertHandler {
+  constructor(
+    private readonly topics: TaskAlertTopics,
+    private readonly deps: TaskAlertDeps,
+  ) {}
+
+  /** The messages for one scheduler event (empty when nothing is to be published). Never throws for QRS trouble. */
+  async handle(event: SchedulerEvent): Promise<OutgoingMessage[]> {
+    const log = this.deps.logger;
+    const ctx = { type: event.type, taskId: event.taskId, executionId: event.executionId };
+    if (event.type === 'distribute' || event.type === 'engine-reload-failed') {
+      log.info({ ...ctx, appId: event.appId }, `${event.rawType} event received from ${event.hostName}: logged, nothing published (as Butler)`);
+      return [];
+    }
+    if (event.type === 'success' && this.topics.success === null && this.topics.successFull === null) {
+      log.debug(ctx, `reload task "${event.taskName}" succeeded; no success topic is configured`);
+      return [];
+    }
+
+    const enrichment = await this.enrich(event);
+    if (enrichment.kind === 'skip') {
+      log.warn(ctx, `reload task event for "${event.taskName}" not alerted: ${enrichment.reason}`);
+      return [];
+    }
+    const error = enrichment.kind === 'degraded' ? enrichment.error : undefined;
+    const messages = this.build(event, enrichment.data, error);
+    const what = event.type === 'failed' ? 'failed' : event.type === 'aborted' ? 'was aborted' : 'succeeded';
+    log.info(
+      { ...ctx, messages: messages.length, ...(error ? { enrichmentError: error } : {}) },
+      `reload task "${event.taskName}" ${what}: ${messages.length} message(s) queued${error ? ` without QRS details (${error})` : ''}`,
+    );
+    return messages;
+  }
+
+  private build(event: SchedulerEvent, data: TaskEnrichment, error: string | undefined): OutgoingMessage[] {
+    const t = this.topics;
+    const out: OutgoingMessage[] = [];
+    if (event.type === 'failed') {
+      out.push({ topic: t.failure, payload: taskBasicPayload(event), kind: 'task_failure' });
+      if (t.failureFull) out.push({ topic: t.failureFull, payload: taskFailureFullPayload(event, data, error), kind: 'task_failure_full' });
+    } else if (event.type === 'aborted') {
+      out.push({ topic: t.aborted, payload: taskBasicPayload(event), kind: 'task_aborted' });
+      if (t.abortedFull) out.push({ topic: t.abortedFull, payload: taskAbortedFullPayload(event, data, error), kind: 'task_aborted_full' });
+    } else if (event.type === 'success') {
+      if (t.success) out.push({ topic: t.success, payload: taskBasicPayload(event), kind: 'task_success' });
+      // Same keys as the failure JSON (P6).
+      if (t.successFull) out.push({ topic: t.successFull, payload: taskFailureFullPayload(event, data, error), kind: 'task_success_full' });
+    }
+    return out;
+  }
+
+  /**
+   * SPEC §4: the task must exist (`task`), be a reload task (`task/full`, taskType 0), name an app
+   * that exists (`app/full`). A QRS failure (after the client's own retries) degrades the alert
+   * instead of suppressing it.
+   */
+  private async enrich(event: SchedulerEvent): Promise<Enrichment> {
+    const qrs = this.deps.qrs;
+    if (qrs === null) return { kind: 'degraded', data: {}, error: QRS_NOT_CONFIGURED };
+    if (event.taskId === '') return { kind: 'skip', reason: 'the datagram has no task id' };
+
+    const task = await qrs.getTask(event.taskId);
+    // Degraded alerts carry none of the QRS fields, even those fetched before the failure, so a
+    // consumer sees one shape: datagram fields, empty QRS fields, enrichmentError.
+    const degrade = (result: QrsResult<unknown> & { ok: false }, step: string): Enrichment => {
+      this.deps.logger.warn({ taskId: event.taskId, appId: event.appId, err: result.error.message }, `QRS ${step} lookup failed: ${result.error.message}`);
+      return { kind: 'degraded', data: {}, error: enrichmentErrorText(result.error) };
+    };
+    if (!task.ok) return degrade(task, 'task');
+    if (task.value.length === 0) return { kind: 'skip', reason: `task ${event.taskId} not found in QRS` };
+
+    const taskFull = await qrs.getTaskFull(event.taskId);
+    if (!taskFull.ok) return degrade(taskFull, 'task/full');
+    const taskObject = taskFull.value[0];
+    if (taskObject === undefined) return { kind: 'skip', reason: `task ${event.taskId} not found in QRS (task/full)` };
+    const taskType = taskObject['taskType'];
+    if (taskType !== 0) return { kind: 'skip', reason: `task ${event.taskId} is not a reload task (taskType ${JSON.stringify(taskType)})` };
+
+    if (event.appId === '') return { kind: 'skip', reason: 'the datagram has no app id' };
+    const app = await qrs.getAppFull(event.appId);
+    if (!app.ok) return degrade(app, 'app/full');
+    const appObject = app.value[0];
+    if (appObject === undefined) return { kind: 'skip', reason: `app ${event.appId} not found in QRS` };
+    return { kind: 'enriched', data: { taskFull: taskObject, appFull: appObject } };
+  }
+}
+
+/** The parser of scheduler datagrams for the UDP listener: dedup by executionId when present. */
+export function parseSchedulerDatagram(datagram: Buffer): DatagramParse<SchedulerEvent> {
+  const parsed = parseDatagram(datagram);
+  if (!parsed.ok) return { ok: false, reason: parsed.error.reason, detail: parsed.error.detail };
+  return { ok: true, event: parsed.value, dedupKey: parsed.value.executionId === '' ? null : parsed.value.executionId };
+}
+
+const EVENT_WORDS: Record<SchedulerEvent['type'], string> = {
+  failed: 'reload failed',
+  aborted: 'reload aborted',
+  success: 'reload succeeded',
+  distribute: 'distribute',
+  'engine-reload-failed': 'engine reload failed',
+};
+
+/** One line for the status page. */
+export function describeSchedulerEvent(event: SchedulerEvent): string {
+  return `${EVENT_WORDS[event.type]}: "${event.taskName}" on ${event.hostName}`;
+}
+
+/** Builds the task-alert listener when MQTT and the UDP server are enabled. */
+export function registerTaskAlerts(app: App, ctx: FeatureContext): void {
+  const b = app.config.butler;
+  const m = b.mqttConfig;
+  const u = b.udpServerConfig;
+  if (!m.enable || !u.enable || !app.inbox || !app.outbox) return;
+  const outbox = app.outbox;
+  const qrs = ctx.qrs();
+  if (!qrs) {
+    app.logger.warn(`Butler.configQRS.host is empty: reload task alerts are published without QRS details (full messages carry "enrichmentError":"${QRS_NOT_CONFIGURED}")`);
+  }
+  const handler = new TaskAlertHandler(
+    {
+      failure: m.taskFailureTopic,
+      failureFull: m.taskFailureSendFull ? m.taskFailureFullTopic : null,
+      aborted: m.taskAbortedTopic,
+      abortedFull: m.taskAbortedSendFull ? m.taskAbortedFullTopic : null,
+      success: m.taskSuccessTopic || null,
+      successFull: m.taskSuccessFullTopic || null,
+    },
+    { qrs, logger: app.logger, metrics: app.metrics },
+  );
+  const status = (payload: 'start' | 'error') => async () => {
+    try {
+      await outbox.enqueue([{ topic: m.taskFailureServerStatusTopic, payload, kind: 'udp_status' }]);
+    } catch (err) {
+      app.logger.error(`could not queue UDP server status "${payload}": ${(err as Error).message}`);
+    }
+  };
+  const listener = new UdpListener<SchedulerEvent>(
+    {
+      name: 'task events',
+      source: 'udp_task',
+      host: u.serverHost,
+      port: u.portTaskFailure,
+      maxMessageSize: u.maxMessageSize,
+      receiveBufferBytes: u.receiveBufferBytes,
+      allowedSources: u.enableSourceValidation ? u.allowedSources : null,
+      maxMessagesPerMinute: u.rateLimit.enable ? u.rateLimit.maxMessagesPerMinute : null,
+      deduplicate: u.deduplication.enable,
+      queue: { maxConcurrent: u.messageQueue.maxConcurrent, maxSize: u.messageQueue.maxSize, backpressureThreshold: u.messageQueue.backpressureThreshold },
+    },
+    {
+      parse: parseSchedulerDatagram,
+      describe: describeSchedulerEvent,
+      onAccepted: (event) => handler.handle(event),
+      onListening: status('start'),
+      onSocketError: status('error'),
+    },
+    { inbox: app.inbox, logger: app.logger, metrics: app.metrics, activity: app.activity },
+  );
+  app.addPart({ name: 'UDP task events listener', start: () => listener.start(), stop: () => listener.stop() });
+}
