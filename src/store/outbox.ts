@@ -22,7 +22,7 @@ export interface OutboxOptions {
   defaultQos: QoS;
   /** Highest QoS the broker accepts (1 for Azure Event Grid). */
   maxQos: QoS;
-  /** Largest payload + topic the broker accepts, bytes (512 KiB for Azure Event Grid); 0 = no limit. */
+  /** Largest PUBLISH packet the broker accepts, bytes (512 KiB for Azure Event Grid); 0 = no limit. */
   maxPacketBytes: number;
   /** Extra check of a topic at enqueue (Event Grid's topic limits); returns a reason or null. */
   checkTopic?: (topic: string) => string | null;
@@ -83,9 +83,9 @@ export class Outbox implements MessageSink {
   validate(messages: OutgoingMessage[]): void {
     for (const m of messages) {
       if (this.options.maxPacketBytes > 0) {
-        const size = Buffer.byteLength(m.topic) + (typeof m.payload === 'string' ? Buffer.byteLength(m.payload) : m.payload.length);
+        const size = publishPacketBytes(Buffer.byteLength(m.topic), typeof m.payload === 'string' ? Buffer.byteLength(m.payload) : m.payload.length);
         if (size > this.options.maxPacketBytes) {
-          throw new MessageRejectedError('too_large', `message to ${JSON.stringify(m.topic)} is ${size} bytes; the broker accepts at most ${this.options.maxPacketBytes}`);
+          throw new MessageRejectedError('too_large', `message to ${JSON.stringify(m.topic)} is ${size} bytes as an MQTT packet; the broker accepts at most ${this.options.maxPacketBytes}`);
         }
       }
       const topicProblem = this.options.checkTopic?.(m.topic);
@@ -156,4 +156,15 @@ export class Outbox implements MessageSink {
     this.metrics.outboxDepth.set(this.count);
     this.metrics.outboxBytes.set(this.bytes);
   }
+}
+
+/**
+ * Size of a PUBLISH packet on the wire, counted for the worst case of what we send (QoS 1 packet id,
+ * an MQTT 5 property length byte): a broker's maximum packet size covers the headers, not just topic
+ * and payload, so a message that fits only without them would be refused by the broker again and again.
+ */
+export function publishPacketBytes(topicBytes: number, payloadBytes: number): number {
+  const remaining = 2 + topicBytes + 2 + 1 + payloadBytes;
+  const lengthBytes = remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4;
+  return 1 + lengthBytes + remaining;
 }
