@@ -56,6 +56,8 @@ export class BrokerConnection extends EventEmitter {
   private stopping = false;
   private lastErrorText = '';
   private connectedSince: number | null = null;
+  /** An error event explained the current attempt's failure (so a bare close needs no extra line). */
+  private attemptFailedVisibly = false;
 
   constructor(
     readonly options: BrokerConnectionOptions,
@@ -96,11 +98,8 @@ export class BrokerConnection extends EventEmitter {
       this.emit('connect');
     });
     this.client.on('error', (err) => {
-      const text = describeMqttError(err);
-      if (text !== this.lastErrorText) {
-        this.deps.logger.warn({ broker: o.name, host: o.host, port: o.port, err: text }, `MQTT broker ${o.host}:${o.port}: ${text}`);
-        this.lastErrorText = text;
-      }
+      this.attemptFailedVisibly = true;
+      this.reportRefusal(describeMqttError(err));
     });
     this.client.on('close', () => {
       const wasConnected = this.connectedSince !== null;
@@ -109,9 +108,21 @@ export class BrokerConnection extends EventEmitter {
       if (wasConnected) {
         this.deps.logger[this.stopping ? 'info' : 'warn']({ broker: o.name }, `disconnected from MQTT broker ${o.host}:${o.port}`);
         this.emit('disconnect');
+      } else if (!this.attemptFailedVisibly && !this.stopping) {
+        // A TLS server that rejects the client certificate may just close the socket: no error event.
+        this.reportRefusal('the broker closed the connection before accepting it (for a TLS broker: client certificate missing or not accepted?)');
       }
+      this.attemptFailedVisibly = false;
       this.scheduleReconnect();
     });
+  }
+
+  /** Logs a refusal once per distinct reason (not on every reconnect attempt). */
+  private reportRefusal(text: string): void {
+    if (text === this.lastErrorText) return;
+    const o = this.options;
+    this.deps.logger.warn({ broker: o.name, host: o.host, port: o.port, err: text }, `MQTT broker ${o.host}:${o.port}: ${text}`);
+    this.lastErrorText = text;
   }
 
   get connected(): boolean {
