@@ -5,12 +5,14 @@ import type { LoadedConfig } from './config/load.ts';
 import type { ButlerConfig } from './config/schema.ts';
 import { createLogger, type Logger, type LogLevel } from './observability/logger.ts';
 import { Metrics } from './observability/metrics.ts';
+import { ActivityLog } from './observability/activity.ts';
+import { RotatingFile } from './observability/log-file.ts';
 import { Store } from './store/sqlite.ts';
 import { Outbox } from './store/outbox.ts';
 import { Inbox } from './store/inbox.ts';
 import { EmbeddedBroker } from './mqtt/embedded-broker.ts';
 import { BrokerConnection, readPem, type BrokerConnectionOptions } from './mqtt/connection.ts';
-import { Publisher } from './mqtt/publisher.ts';
+import { Publisher, type DeliveryEvent } from './mqtt/publisher.ts';
 import { connectedStatusPayload } from './alerts/payloads.ts';
 import type { QoS } from './store/types.ts';
 
@@ -91,6 +93,8 @@ function availabilitySettings(b: ButlerConfig): { topic: string; online: string;
 export class App {
   readonly logger: Logger;
   readonly metrics = new Metrics();
+  /** Recent events and what they published, for the status page (see src/observability/activity.ts). */
+  readonly activity = new ActivityLog();
   readonly store: Store | null = null;
   readonly outbox: Outbox | null = null;
   readonly inbox: Inbox | null = null;
@@ -100,13 +104,23 @@ export class App {
   private readonly parts: Part[] = [];
   private started: Part[] = [];
   private stopping: Promise<void> | null = null;
+  private readonly logFile: RotatingFile | null = null;
 
   constructor(
     readonly config: LoadedConfig,
     options: AppOptions = {},
   ) {
     const b = config.butler;
-    this.logger = createLogger({ level: options.logLevel ?? b.logLevel, secrets: config.secrets, pretty: options.logPretty, destination: options.logDestination });
+    let fileError: string | null = null;
+    if (b.fileLogging) {
+      try {
+        this.logFile = new RotatingFile({ dir: b.logDirectory, name: 'butler-mqtt.log', maxBytes: b.logFileMaxBytes, count: b.logFileCount });
+      } catch (err) {
+        fileError = (err as Error).message;
+      }
+    }
+    this.logger = createLogger({ level: options.logLevel ?? b.logLevel, secrets: config.secrets, pretty: options.logPretty, destination: options.logDestination, file: this.logFile ?? undefined });
+    if (fileError) this.logger.error(`Butler.fileLogging: cannot write the log file in ${b.logDirectory}: ${fileError}; logging to the console only`);
     const m = b.mqttConfig;
     if (!m.enable) {
       this.logger.warn('Butler.mqttConfig.enable is false: nothing will be published (every feature of butler-mqtt needs MQTT)');
@@ -155,6 +169,7 @@ export class App {
       { logger: this.logger, metrics: this.metrics },
     );
     Object.assign(this, { connection, publisher });
+    publisher.on('delivered', (d: DeliveryEvent) => this.activity.delivered(d));
     this.parts.push({
       name: 'MQTT connection',
       start: () => {
@@ -220,6 +235,7 @@ export class App {
     }
     this.started = [];
     this.logger.info({ outboxLeft: this.outbox?.depth }, 'butler-mqtt stopped');
+    this.logFile?.close();
   }
 }
 

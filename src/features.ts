@@ -6,6 +6,11 @@ import { QrsClient } from './sense/qrs-client.ts';
 import { parseSchedule } from './alerts/schedule.ts';
 import { LicenseMonitor } from './alerts/license-monitor.ts';
 import { ServiceMonitor } from './alerts/service-monitor.ts';
+import { registerTaskAlerts } from './alerts/task-alerts.ts';
+import { registerCloudReloadAlerts } from './alerts/cloud-reload-alerts.ts';
+import { registerUserEvents } from './alerts/user-events.ts';
+import { registerInbound } from './http/server.ts';
+import { registerOperations } from './http/operations.ts';
 
 /** Shared clients, built at most once and only when a feature asks for them. */
 export class FeatureContext {
@@ -47,6 +52,8 @@ export class FeatureContext {
 export function buildFeatures(app: App): FeatureContext {
   const ctx = new FeatureContext(app);
   const b = app.config.butler;
+  const inbound = registerInbound(app, ctx); // HTTP server (also when MQTT is off) and MQTT task-start commands
+  registerOperations(app, ctx, inbound.http); // metrics and status page on that server
   if (!app.outbox) return ctx; // MQTT disabled: nothing to publish to
   const outbox = app.outbox;
 
@@ -92,5 +99,8 @@ export function buildFeatures(app: App): FeatureContext {
   }
 
   // Feature registrations (one line each) follow.
+  registerTaskAlerts(app, ctx);
+  registerCloudReloadAlerts(app, ctx);
+  registerUserEvents(app, ctx);
   return ctx;
 }

@@ -10,6 +10,7 @@ import { InboxFullError, type Inbox, type InboxRow } from '../store/inbox.ts';
 import { MessageRejectedError, OutboxFullError, type OutgoingMessage } from '../store/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { ActivityLog } from '../observability/activity.ts';
 
 /** Inbox source of accepted cloud events. */
 export const CLOUD_EVENT_SOURCE = 'cloud_event';
@@ -122,7 +123,7 @@ export class CloudReloadAlerts {
 
   constructor(
     private readonly options: CloudReloadAlertsOptions,
-    private readonly deps: { inbox: Inbox; cloud: CloudEnricher | null; logger: Logger; metrics: Metrics },
+    private readonly deps: { inbox: Inbox; cloud: CloudEnricher | null; logger: Logger; metrics: Metrics; activity?: ActivityLog },
   ) {}
 
   /** Picks up events accepted before a restart and not yet handled. */
@@ -220,20 +221,23 @@ export class CloudReloadAlerts {
       if (enrichment?.error) logger.warn({ eventId: event.eventId, appId: event.appId, err: enrichment.error }, `Qlik Cloud enrichment incomplete for event ${event.eventId}; alerting with what is known`);
       const basic: OutgoingMessage = { topic: this.options.topics.basic, payload: cloudReloadBasicPayload(event, enrichment), kind: KIND_BASIC };
       const full: OutgoingMessage = { topic: this.options.topics.full, payload: cloudReloadFullPayload(event, enrichment), kind: KIND_FULL };
+      // For the status page: the event and the rows its completion stored.
+      const record = (ids: number[], sent: OutgoingMessage[]) =>
+        this.deps.activity?.messages(this.deps.activity.event({ source: METRIC_SOURCE, summary: `cloud reload failed: "${event.appName || event.appId}"` }), ids, sent.map((m) => m.topic));
       try {
-        await inbox.complete(row, [basic, full]);
+        record(await inbox.complete(row, [basic, full]), [basic, full]);
       } catch (err) {
         if (!(err instanceof MessageRejectedError)) throw err;
         // The broker would never take the full alert (e.g. too large for Azure Event Grid): send the basic one alone.
         metrics.messagesRefused.inc({ kind: KIND_FULL, reason: err.reason });
         logger.error({ eventId: event.eventId, reason: err.reason }, `full Qlik Cloud reload alert refused, sending the basic alert only: ${err.message}`);
         try {
-          await inbox.complete(row, [basic]);
+          record(await inbox.complete(row, [basic]), [basic]);
         } catch (err2) {
           if (!(err2 instanceof MessageRejectedError)) throw err2;
           metrics.messagesRefused.inc({ kind: KIND_BASIC, reason: err2.reason });
           logger.error({ eventId: event.eventId, reason: err2.reason }, `Qlik Cloud reload alert refused by the outbox, nothing sent: ${err2.message}`);
-          await inbox.complete(row, []);
+          record(await inbox.complete(row, []), []);
         }
       }
     } catch (err) {
@@ -269,7 +273,7 @@ export function registerCloudReloadAlerts(app: App, _ctx: FeatureContext): void 
   }
   const alerts = new CloudReloadAlerts(
     { filter: { appReloadTopic: fwd.topic.appReload, tenantId: tenant.id }, topics: { basic: m.cloudReloadFailureTopic, full: m.cloudReloadFailureFullTopic } },
-    { inbox: app.inbox, cloud, logger, metrics },
+    { inbox: app.inbox, cloud, logger, metrics, activity: app.activity },
   );
   const subscriber = new CloudEventSubscriber(
     {

@@ -262,7 +262,7 @@ export function registerInbound(app: App, ctx: FeatureContext): Inbound {
         resultTopic: b.mqttConfig.taskStartResultTopic,
         resultPayload: taskStartResultPayload,
       },
-      { connection: app.connection, inbox: app.inbox, sink: app.outbox, starter, unavailableDetail: QRS_MISSING_DETAIL, logger: app.logger, metrics: app.metrics },
+      { connection: app.connection, inbox: app.inbox, sink: app.outbox, starter, unavailableDetail: QRS_MISSING_DETAIL, logger: app.logger, metrics: app.metrics, activity: app.activity },
     );
     app.addPart({ name: 'task start commands', start: () => commands.start(), stop: () => commands.stop() });
     inbound.commands = commands;

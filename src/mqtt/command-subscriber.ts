@@ -9,6 +9,7 @@ import { InboxFullError, type Inbox, type InboxRow } from '../store/inbox.ts';
 import { OutboxFullError, type MessageSink, type OutgoingMessage } from '../store/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { ActivityLog } from '../observability/activity.ts';
 
 /** Inbox source and metrics label. */
 export const COMMAND_SOURCE = 'mqtt_command';
@@ -44,6 +45,8 @@ export interface CommandSubscriberDeps {
   unavailableDetail?: string;
   logger: Logger;
   metrics: Metrics;
+  /** The status page's recent activity (optional). */
+  activity?: ActivityLog;
 }
 
 const DEFAULT_WINDOW_MS = 60_000;
@@ -239,13 +242,17 @@ export class CommandSubscriber {
     } else logger.warn(ctx, `task start command failed: ${outcome.detail}`);
 
     const messages = this.resultMessages(taskId, correlationId ?? null, outcome.status, outcome.detail);
+    const activity = this.deps.activity;
+    const activityId = activity?.event({ source: COMMAND_SOURCE, summary: `start task ${taskId}: ${outcome.status}` });
     try {
-      await inbox.complete(row, messages);
+      const ids = await inbox.complete(row, messages);
+      if (activityId !== undefined) activity?.messages(activityId, ids, messages.map((m) => m.topic));
     } catch (err) {
       if (!(err instanceof OutboxFullError) || messages.length === 0) throw err;
       // The start happened; it must not be repeated just because its answer has no room.
       logger.error({ ...ctx, topic: this.resultTopic }, `result of the task start command not published: ${err.message}`);
       await inbox.complete(row, []);
+      if (activityId !== undefined) activity?.messages(activityId, [], []);
     }
   }
 

@@ -20,6 +20,8 @@ export interface LoggerOptions {
   pretty?: boolean;
   /** Where lines go; defaults to stdout. Tests pass their own stream. */
   destination?: { write(line: string): unknown };
+  /** A second destination that always gets the JSON lines (the log file), masked the same way. */
+  file?: { write(line: string): unknown };
 }
 
 const MASK = '***';
@@ -43,7 +45,9 @@ export function createLogger(options: LoggerOptions): Logger {
     : (options.destination ?? process.stdout);
   const destination: DestinationStream = {
     write(line: string) {
-      target.write(secrets.length ? maskSecrets(line, secrets) : line);
+      const masked = secrets.length ? maskSecrets(line, secrets) : line;
+      target.write(masked);
+      options.file?.write(masked);
     },
   };
   return pino<'verbose' | 'silly'>(

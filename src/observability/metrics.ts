@@ -2,6 +2,8 @@
 // every part that counts something. Label values are small fixed sets (source, reason, kind).
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 
+export type SampledGauge = 'outboxOldestAge' | 'inboxOldestAge';
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -16,9 +18,9 @@ export class Metrics {
 
   readonly outboxDepth = new Gauge({ name: 'butler_mqtt_outbox_messages', help: 'Messages waiting in the outbox', registers: [this.registry] });
   readonly outboxBytes = new Gauge({ name: 'butler_mqtt_outbox_bytes', help: 'Payload bytes waiting in the outbox', registers: [this.registry] });
-  readonly outboxOldestAge = new Gauge({ name: 'butler_mqtt_outbox_oldest_age_seconds', help: 'Age of the oldest outbox message', registers: [this.registry] });
+  readonly outboxOldestAge = new Gauge({ name: 'butler_mqtt_outbox_oldest_age_seconds', help: 'Age of the oldest outbox message', registers: [this.registry], collect: () => this.sample('outboxOldestAge') });
   readonly inboxDepth = new Gauge({ name: 'butler_mqtt_inbox_events', help: 'Accepted events not yet fully handled', registers: [this.registry] });
-  readonly inboxOldestAge = new Gauge({ name: 'butler_mqtt_inbox_oldest_age_seconds', help: 'Age of the oldest inbox event', registers: [this.registry] });
+  readonly inboxOldestAge = new Gauge({ name: 'butler_mqtt_inbox_oldest_age_seconds', help: 'Age of the oldest inbox event', registers: [this.registry], collect: () => this.sample('inboxOldestAge') });
 
   readonly brokerConnected = new Gauge({ name: 'butler_mqtt_broker_connected', help: '1 when connected to the broker', labelNames: ['broker'] as const, registers: [this.registry] });
   readonly brokerReconnects = new Counter({ name: 'butler_mqtt_broker_reconnects_total', help: 'Reconnect attempts', labelNames: ['broker'] as const, registers: [this.registry] });
@@ -28,8 +30,31 @@ export class Metrics {
 
   readonly restRequests = new Counter({ name: 'butler_mqtt_rest_requests_total', help: 'REST requests, by route and status code', labelNames: ['route', 'status'] as const, registers: [this.registry] });
 
+  readonly buildInfo = new Gauge({ name: 'butler_mqtt_build_info', help: 'Always 1; the labels say which version runs', labelNames: ['version', 'node'] as const, registers: [this.registry] });
+
+  /** Gauges whose value is read when scraped (set by the part that owns the value). */
+  private readonly samplers = new Map<SampledGauge, () => number>();
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'butler_mqtt_' });
+  }
+
+  /**
+   * Reads the gauge's value from `read` at every scrape (e.g. the age of the oldest outbox row, which
+   * changes with time, not with events). A read that throws leaves the previous value.
+   */
+  sampleOnCollect(gauge: SampledGauge, read: () => number): void {
+    this.samplers.set(gauge, read);
+  }
+
+  private sample(gauge: SampledGauge): void {
+    const read = this.samplers.get(gauge);
+    if (!read) return;
+    try {
+      this[gauge].set(read());
+    } catch {
+      // e.g. the store is closed during shutdown
+    }
   }
 
   /** Sum of a counter's values over every label set (helper for tests and the status page). */

@@ -1,0 +1,129 @@
+// The published package works on its own: `npm pack`, `npm install <tarball>` into an empty folder
+// (dependencies from the registry; better-sqlite3 builds from source), then `npx butler-mqtt` runs
+// --version, check-config (shipped config and ours) and `run` with the status page, and stops on
+// SIGTERM. Slow (about a minute, mostly the native build), so it runs once.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { request } from 'undici';
+import { REPO_ROOT, tempDir } from '../support/bridge.ts';
+import { freeUdpPort } from '../support/udp.ts';
+import { freePort, waitFor } from '../support/wait.ts';
+
+const run = promisify(execFile);
+const tmp = tempDir('bm-package-');
+after(() => tmp.cleanup());
+
+/**
+ * Starts the installed bridge in its own process group and checks it serves: started, /health,
+ * the status page and its script, ready. `closed` resolves when every process of it has exited.
+ */
+async function startInstalled(command: string, args: string[], cwd: string, httpPort: number): Promise<{ pid: number; output(): string; closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }> {
+  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  // 'close' waits for the pipes, which the bridge holds even when npx has gone.
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  const pid = child.pid!;
+  try {
+    await waitFor(() => output.includes('butler-mqtt started') || child.exitCode !== null, 30_000, 'the installed bridge to start');
+    assert.ok(output.includes('butler-mqtt started'), output);
+    const base = `http://127.0.0.1:${httpPort}`;
+    const health = await request(`${base}/health`);
+    assert.equal(health.statusCode, 200);
+    assert.equal(await health.body.text(), '{"status":"ok"}');
+    const page = await request(`${base}/`);
+    assert.equal(page.statusCode, 200);
+    assert.match(await page.body.text(), /<title>butler-mqtt status<\/title>/);
+    const script = await request(`${base}/status/status.js`);
+    assert.equal(script.statusCode, 200);
+    assert.match(await script.body.text(), /new EventSource\('\/status\/events'\)/);
+    await waitFor(async () => ((await (await request(`${base}/ready`)).body.json()) as { ready: boolean }).ready, 10_000, 'ready');
+  } catch (err) {
+    process.kill(-pid, 'SIGKILL');
+    throw err;
+  }
+  return { pid, output: () => output, closed };
+}
+
+/** The promise, or a failure after `ms` — with the process group killed, so nothing is left running. */
+async function withDeadline<T>(p: Promise<T>, ms: number, group: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`not stopped within ${ms} ms`)), ms)))]);
+  } catch (err) {
+    try {
+      process.kill(-group, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
+// better-sqlite3 compiles against the installed Node headers; npm itself must not try a download.
+const env = { ...process.env, npm_config_nodedir: process.env.npm_config_nodedir ?? '/usr', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+
+test('npm pack → npm install in an empty folder → npx butler-mqtt --version, check-config, run', { timeout: 240_000 }, async () => {
+  const started = Date.now();
+  const dest = path.join(tmp.dir, 'dest');
+  const app = path.join(tmp.dir, 'app');
+  mkdirSync(dest);
+  mkdirSync(app);
+
+  const packed = await run('npm', ['pack', '--json', '--pack-destination', dest], { cwd: REPO_ROOT, env });
+  const info = (JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[])[0]!;
+  const files = info.files.map((f) => f.path);
+  for (const f of ['bin/butler-mqtt.js', 'src/main.ts', 'src/http/status/index.html', 'src/http/status/status.js', 'src/http/status/status.css', 'config/butler-mqtt.yaml', 'config/butler-full.yaml', 'docs/operations.md', 'docs/configuration.md', 'README.md', 'package.json']) {
+    assert.ok(files.includes(f), `${f} is in the package`);
+  }
+  assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('node_modules/') || f.startsWith('data/')), 'no tests, dependencies or data in the package');
+
+  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', path.join(dest, info.filename)], { cwd: app, env, timeout: 200_000 });
+  const installedAt = Date.now();
+
+  const npx = (args: string[]) => run('npx', ['--no', '--', 'butler-mqtt', ...args], { cwd: app, env });
+  assert.equal((await npx(['--version'])).stdout.trim(), pkg.version);
+
+  const shipped = await npx(['check-config']);
+  assert.match(shipped.stdout, /butler-mqtt\/config\/butler-mqtt\.yaml: configuration is valid\n/);
+
+  // Our own config: the shipped one on free ports, outbox and logs in the app folder.
+  const [mqttPort, httpPort, udpPort] = [await freePort(), await freePort(), await freeUdpPort()];
+  const config = readFileSync(path.join(app, 'node_modules/butler-mqtt/config/butler-mqtt.yaml'), 'utf8')
+    .replaceAll('port: 1883', `port: ${mqttPort}`)
+    .replaceAll('brokerPort: 1883', `brokerPort: ${mqttPort}`)
+    .replace('serverPort: 8080', `serverPort: ${httpPort}`)
+    .replace('portTaskFailure: 9998', `portTaskFailure: ${udpPort}`)
+    .replace('outboxFile: ../data/butler-mqtt.sqlite', 'outboxFile: data/butler-mqtt.sqlite');
+  assert.ok(config.includes(`serverPort: ${httpPort}`) && config.includes(`portTaskFailure: ${udpPort}`), 'ports replaced');
+  const configFile = path.join(app, 'butler.yaml');
+  writeFileSync(configFile, config);
+  const checked = await npx(['check-config', '--config', configFile]);
+  assert.ok(checked.stdout.startsWith(`${configFile}: configuration is valid\n`));
+
+  // 1. As a person in a terminal: `npx butler-mqtt run`, stopped with Ctrl-C (SIGINT to the whole
+  //    foreground process group). npm's exec then ends by the same signal; the bridge stops cleanly.
+  const viaNpx = await startInstalled('npx', ['--no', '--', 'butler-mqtt', 'run', '--config', configFile], app, httpPort);
+  process.kill(-viaNpx.pid, 'SIGINT');
+  const npxEnd = await withDeadline(viaNpx.closed, 30_000, viaNpx.pid);
+  assert.ok(npxEnd.signal === 'SIGINT' || npxEnd.code === 0, `npx ended by SIGINT or with 0: ${JSON.stringify(npxEnd)}`);
+  assert.ok(viaNpx.output().includes('SIGINT received: stopping'), viaNpx.output());
+  assert.ok(viaNpx.output().includes('butler-mqtt stopped'), viaNpx.output());
+
+  // 2. As a service manager runs it (docs/operations.md): node + the package's bin, stopped with SIGTERM.
+  const asService = await startInstalled(process.execPath, [path.join(app, 'node_modules/butler-mqtt/bin/butler-mqtt.js'), 'run', '--config', configFile], app, httpPort);
+  process.kill(asService.pid, 'SIGTERM');
+  assert.deepEqual(await withDeadline(asService.closed, 30_000, asService.pid), { code: 0, signal: null }, asService.output());
+  assert.ok(asService.output().includes('butler-mqtt stopped'), asService.output());
+
+  // Measured for the CI budget: printed, not asserted.
+  process.stdout.write(`# package test: install ${Math.round((installedAt - started) / 1000)} s, total ${Math.round((Date.now() - started) / 1000)} s\n`);
+});
