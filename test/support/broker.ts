@@ -111,6 +111,10 @@ async function startMosquitto(port: number, options: BrokerOptions): Promise<Tes
     const c = spawn(mosquittoPath() as string, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     c.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     child = c;
+    // If the test process ends without stopping the broker (a failed or aborted test), take it along.
+    const reap = () => c.kill('SIGKILL');
+    process.once('exit', reap);
+    c.once('exit', () => process.off('exit', reap));
     const exited = new Promise<never>((_, reject) => c.once('exit', (code) => reject(new Error(`mosquitto exited (${code}): ${stderr}`))));
     await Promise.race([waitForPort(port, 10_000), exited]);
     exited.catch(() => undefined);
