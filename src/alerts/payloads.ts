@@ -115,11 +115,14 @@ export function sessionLegacyPayload(e: UserEvent): string {
 
 /**
  * The JSON user event: messageType, host, command, user_directory, user_id, origin, context,
- * message, user_full (`<userDir>\<userId>`), then appId only when the context named an app.
+ * message, user_full, then appId only when the context named an app. As Butler SOS: messageType is
+ * the appender's type without its slashes (`qseow-proxy-session`, `qseow-proxy-connection`, also
+ * for the older 4-field form and the `/proxy-…/` aliases), and user_full is `<userDir>\<userId>`,
+ * or empty when either part is empty.
  */
 export function userEventJsonPayload(e: UserEvent): string {
   return JSON.stringify({
-    messageType: e.messageType,
+    messageType: `qseow-proxy-${e.messageType}`,
     host: e.host,
     command: e.command,
     user_directory: e.userDirectory,
@@ -127,9 +130,19 @@ export function userEventJsonPayload(e: UserEvent): string {
     origin: e.origin,
     context: e.context,
     message: e.message,
-    user_full: `${e.userDirectory}\\${e.userId}`,
+    user_full: e.userDirectory !== '' && e.userId !== '' ? `${e.userDirectory}\\${e.userId}` : '',
     ...(e.appId === undefined ? {} : { appId: e.appId }),
   });
+}
+
+/** Retained active-user count: the number in decimal, as Butler 2–4. */
+export function activeUserCountPayload(count: number): string {
+  return String(count);
+}
+
+/** Retained active-user list: a compact JSON array of `<userDir>/<userId>` strings. */
+export function activeUsersPayload(names: readonly string[]): string {
+  return JSON.stringify(names);
 }
 
 /** Each `\\` (two backslashes) becomes one `\`, left to right without overlap, as Butler does for `user`. */

@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { ActivityLog } from '../observability/activity.ts';
-import { InboxFullError, type Inbox, type InboxRow } from '../store/inbox.ts';
+import { InboxFullError, type CompletionStep, type Inbox, type InboxRow } from '../store/inbox.ts';
 import { MessageRejectedError, OutboxFullError, type OutgoingMessage } from '../store/types.ts';
 
 /** What a parser says about one datagram: a typed event (and its dedup key), or why not. */
@@ -42,6 +42,13 @@ export interface AcceptedEventInfo {
   from: string;
 }
 
+/** What a handler may return instead of a plain list: the messages plus work that commits with them. */
+export interface HandledEvent {
+  messages: OutgoingMessage[];
+  /** Runs inside the transaction that completes the event (see Inbox.complete). */
+  step?: CompletionStep;
+}
+
 export interface UdpListenerHandlers<E> {
   /** Turns bytes into an event; runs on the receive path, so it must be pure and cheap. Default: the bytes themselves. */
   parse?: (datagram: Buffer) => DatagramParse<E>;
@@ -49,8 +56,10 @@ export interface UdpListenerHandlers<E> {
    * Handles one accepted event and returns what to publish (possibly nothing). The listener stores the
    * messages and removes the event from the inbox in one transaction. Expected failures belong in the
    * returned messages; a throw is treated as a bug: retried twice, then the event is dropped.
+   * Called again for the same event when completing it failed, so it must not change state itself;
+   * state that moves with the event belongs in a HandledEvent's `step`.
    */
-  onAccepted: (event: E, info: AcceptedEventInfo) => Promise<OutgoingMessage[]>;
+  onAccepted: (event: E, info: AcceptedEventInfo) => Promise<OutgoingMessage[] | HandledEvent>;
   /** One line for the status page's activity list (default: "datagram <inbox id>"). */
   describe?: (event: E) => string;
   /** The socket listens. */
@@ -404,9 +413,10 @@ export class UdpListener<E = Buffer> {
     let outboxWaitMs = 500;
     for (;;) {
       if (this.stopping) return; // the event stays in the inbox
-      let messages: OutgoingMessage[];
+      let handled: HandledEvent;
       try {
-        messages = await this.handlers.onAccepted(item.event, { id: item.row.id, from: item.from });
+        const result = await this.handlers.onAccepted(item.event, { id: item.row.id, from: item.from });
+        handled = Array.isArray(result) ? { messages: result } : result;
       } catch (err) {
         failures += 1;
         if (failures < HANDLER_ATTEMPTS) {
@@ -420,9 +430,18 @@ export class UdpListener<E = Buffer> {
         await this.inbox.discard(item.row).catch(() => undefined);
         return;
       }
+      const { messages, step } = handled;
+      let stepTopics: string[] = [];
+      const tracked: CompletionStep | undefined = step
+        ? (db) => {
+            const out = step(db);
+            stepTopics = out?.messages?.map((m) => m.topic) ?? [];
+            return out;
+          }
+        : undefined;
       try {
-        const ids = await this.inbox.complete(item.row, messages);
-        if (activityId !== undefined) this.activity?.messages(activityId, ids, messages.map((m) => m.topic));
+        const ids = await this.inbox.complete(item.row, messages, tracked);
+        if (activityId !== undefined) this.activity?.messages(activityId, ids, [...messages.map((m) => m.topic), ...stepTopics]);
         return;
       } catch (err) {
         if (this.stopping) return;

@@ -1,7 +1,7 @@
 // The durable inbox: an accepted input is recorded here (group-committed) before any slow work, so
 // a crash never loses it. Completing an event stores its outgoing messages, removes the event and
 // burns its dedup key in one transaction: an event is either still here or fully in the outbox.
-import type { Store } from './sqlite.ts';
+import type { Db, Store } from './sqlite.ts';
 import type { Outbox } from './outbox.ts';
 import type { OutgoingMessage } from './types.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -29,6 +29,15 @@ export interface InboxOptions {
 }
 
 export type AcceptOutcome = { status: 'accepted'; id: number } | { status: 'duplicate' };
+
+/**
+ * Work that must commit together with an event's completion, such as state kept across restarts.
+ * It runs inside the completing transaction, before the messages are stored: it may write to the
+ * store and add messages of its own. `applied` runs right after every message is stored, still in
+ * that transaction, so in-memory state moves only with writes that hold (were the whole batch to
+ * fail to commit after all, Store.onCommitFailed tells). `applied` must not throw.
+ */
+export type CompletionStep = (db: Db) => { messages?: OutgoingMessage[]; applied?: () => void } | void;
 
 export class Inbox {
   private count: number;
@@ -103,16 +112,22 @@ export class Inbox {
   /**
    * Finishes an event: its messages go to the outbox, the row leaves the inbox and its dedup key is
    * burned for the TTL — all in one transaction. Rejects with OutboxFullError (the event stays).
-   * Resolves with the outbox row ids of the messages (for the status page's activity list).
+   * Resolves with the outbox row ids of the messages, those of `step` last (for the status page's
+   * activity list).
    */
-  async complete(row: Pick<InboxRow, 'id' | 'dedupKey'>, messages: OutgoingMessage[]): Promise<number[]> {
+  async complete(row: Pick<InboxRow, 'id' | 'dedupKey'>, messages: OutgoingMessage[], step?: CompletionStep): Promise<number[]> {
     if (messages.length > 0) this.outbox.validate(messages);
     const expires = Date.now() + this.options.dedupTtlMs;
     const ids = await this.store.write((db) => {
       this.stmts.remove.run(row.id);
       if (row.dedupKey !== null) this.stmts.burn.run(row.dedupKey, expires);
-      // Last: the only step that may throw (outbox bounds), so a throw rolls back the whole savepoint.
-      return messages.length > 0 ? this.outbox.insertInTransaction(db, messages) : [];
+      const extra = step?.(db) ?? undefined;
+      const all = extra?.messages?.length ? [...messages, ...extra.messages] : messages;
+      if (extra?.messages?.length) this.outbox.validate(extra.messages);
+      // Last: the outbox bounds may throw, and a throw rolls back the whole savepoint.
+      const stored = all.length > 0 ? this.outbox.insertInTransaction(db, all) : [];
+      extra?.applied?.();
+      return stored;
     });
     this.count -= 1;
     if (row.dedupKey !== null) {

@@ -207,14 +207,14 @@ describe('session and connection payloads', () => {
   it('JSON event has the documented key order and appends appId when the context names an app', () => {
     assert.equal(
       userEventJsonPayload(start),
-      String.raw`{"messageType":"session","host":"sense-proxy-1","command":"Start session","user_directory":"CORP","user_id":"anna","origin":"https://sense.corp.example","context":"/app/2c7e8f90-1a2b-4c3d-9e8f-7a6b5c4d3e2f/sheet/a1","message":"Start session for user \"CORP\\anna\"; UserAgent: x","user_full":"CORP\\anna","appId":"2c7e8f90-1a2b-4c3d-9e8f-7a6b5c4d3e2f"}`,
+      String.raw`{"messageType":"qseow-proxy-session","host":"sense-proxy-1","command":"Start session","user_directory":"CORP","user_id":"anna","origin":"https://sense.corp.example","context":"/app/2c7e8f90-1a2b-4c3d-9e8f-7a6b5c4d3e2f/sheet/a1","message":"Start session for user \"CORP\\anna\"; UserAgent: x","user_full":"CORP\\anna","appId":"2c7e8f90-1a2b-4c3d-9e8f-7a6b5c4d3e2f"}`,
     );
   });
 
   it('JSON event without an app leaves appId out; the legacy form has empty origin/context/message', () => {
     assert.equal(
       userEventJsonPayload(userEvent('sense-proxy-2;Open connection;INTERNAL;sa_repository')),
-      String.raw`{"messageType":"connection","host":"sense-proxy-2","command":"Open connection","user_directory":"INTERNAL","user_id":"sa_repository","origin":"","context":"","message":"","user_full":"INTERNAL\\sa_repository"}`,
+      String.raw`{"messageType":"qseow-proxy-connection","host":"sense-proxy-2","command":"Open connection","user_directory":"INTERNAL","user_id":"sa_repository","origin":"","context":"","message":"","user_full":"INTERNAL\\sa_repository"}`,
     );
   });
 });

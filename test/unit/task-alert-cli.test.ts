@@ -96,7 +96,7 @@ test('send-test-event failed/aborted/success sends datagrams the task parser acc
 test('send-test-event refuses an unknown kind and a malformed GUID with exit 2', async () => {
   const kind = await cli(['send-test-event', 'exploded']);
   assert.equal(kind.code, 2);
-  assert.match(kind.stderr, /kind must be failed, aborted or success, got "exploded"/);
+  assert.match(kind.stderr, /kind must be failed, aborted or success, or session-start, session-stop, connection-open or connection-close; got "exploded"/);
   const guid = await cli(['send-test-event', 'failed', '--task-id', '12345']);
   assert.equal(guid.code, 2);
   assert.match(guid.stderr, /--task-id must be a GUID/);
