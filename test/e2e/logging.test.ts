@@ -11,7 +11,7 @@ import mqtt from 'mqtt';
 import { request } from 'undici';
 import { startBroker } from '../support/broker.ts';
 import { collect } from '../support/mqtt.ts';
-import { baseButler, deepMerge, spawnBridge, tempDir, writeConfig } from '../support/bridge.ts';
+import { baseButler, deepMerge, senseConnection, spawnBridge, tempDir, writeConfig } from '../support/bridge.ts';
 import { createTestPki } from '../support/certs.ts';
 import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID } from '../support/qrs-simulator.ts';
 import { CloudSimulator, CLOUD_TENANT_ID, CLOUD_USER_ID, buildCloudApp } from '../support/cloud-simulator.ts';
@@ -69,8 +69,7 @@ test('a full run at level silly: no secret in stdout, stderr, the rotated log fi
       udpServerConfig: { enable: true, serverHost: '127.0.0.1', portTaskFailure: udpPort },
       restServerConfig: { enable: true, serverHost: '127.0.0.1', serverPort: httpPort, apiToken: API_TOKEN, testEventButton: true },
       restServerEndpointsEnable: { mqttPublishMessage: true },
-      configQRS: { host: 'localhost', port: qrs.port, useSSL: true, rejectUnauthorized: true, headers: { static: [{ name: 'X-Qlik-User', value: 'UserDirectory=Internal; UserId=sa_api' }] } },
-      cert: { clientCert: client.cert, clientCertKey: client.key, clientCertCA: pki.caCert },
+      ...senseConnection(qrs.port, pki),
       qlikSenseCloud: {
         enable: true,
         event: { mqtt: { tenant: { id: CLOUD_TENANT_ID, tenantUrl: `https://127.0.0.1:${cloud.port}`, caFile: pki.caCert, auth: { jwt: { token: CLOUD_TOKEN } } } } },

@@ -8,7 +8,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startBroker } from '../support/broker.ts';
 import { collect } from '../support/mqtt.ts';
-import { baseButler, deepMerge, spawnBridge, tempDir, writeConfig } from '../support/bridge.ts';
+import { baseButler, deepMerge, senseConnection, spawnBridge, tempDir, writeConfig } from '../support/bridge.ts';
 import { createTestPki } from '../support/certs.ts';
 import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID } from '../support/qrs-simulator.ts';
 import { freeUdpPort, schedulerDatagram, sendDatagram } from '../support/udp.ts';
@@ -26,15 +26,13 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const broker = await startBroker();
     const sub = await collect(broker.url, 'qliksense/#');
     const udpPort = await freeUdpPort();
-    const client = pki.client('butler-mqtt');
     const outboxFile = path.join(tmp.dir, signal, 'outbox.sqlite');
     const file = writeConfig(
       tmp.dir,
       deepMerge(baseButler(broker.port), {
         mqttConfig: { delivery: { outboxFile, shutdownFlushSeconds: 5 } },
         udpServerConfig: { enable: true, serverHost: '127.0.0.1', portTaskFailure: udpPort },
-        configQRS: { host: 'localhost', port: qrs.port, useSSL: true, rejectUnauthorized: true, headers: { static: [{ name: 'X-Qlik-User', value: 'UserDirectory=Internal; UserId=sa_api' }] }, cacheTtlSeconds: 0 },
-        cert: { clientCert: client.cert, clientCertKey: client.key, clientCertCA: pki.caCert },
+        ...senseConnection(qrs.port, pki, { cacheTtlSeconds: 0 }),
       }),
       `${signal}.yaml`,
     );

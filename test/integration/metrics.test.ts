@@ -7,7 +7,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { startBroker } from '../support/broker.ts';
 import { collect } from '../support/mqtt.ts';
-import { baseButler, deepMerge, startInProcess, tempDir, writeConfig } from '../support/bridge.ts';
+import { baseButler, deepMerge, senseConnection, startInProcess, tempDir, writeConfig } from '../support/bridge.ts';
 import { createTestPki } from '../support/certs.ts';
 import { QrsSimulator } from '../support/qrs-simulator.ts';
 import { freeUdpPort, schedulerDatagram, sendDatagram } from '../support/udp.ts';
@@ -64,7 +64,6 @@ test('/metrics is valid Prometheus text and its counters move exactly with datag
   const sub = await collect(broker.url, ['qliksense/#', 'metrics/#']);
   const udpPort = await freeUdpPort();
   const httpPort = await freePort();
-  const client = pki.client('butler-mqtt');
   const file = writeConfig(
     tmp.dir,
     deepMerge(baseButler(broker.port), {
@@ -72,15 +71,7 @@ test('/metrics is valid Prometheus text and its counters move exactly with datag
       udpServerConfig: { enable: true, serverHost: '127.0.0.1', portTaskFailure: udpPort },
       restServerConfig: { enable: true, serverHost: '127.0.0.1', serverPort: httpPort, apiToken: TOKEN },
       restServerEndpointsEnable: { mqttPublishMessage: true },
-      configQRS: {
-        host: 'localhost',
-        port: sim.port,
-        useSSL: true,
-        rejectUnauthorized: true,
-        headers: { static: [{ name: 'X-Qlik-User', value: 'UserDirectory=Internal; UserId=sa_api' }] },
-        cacheTtlSeconds: 0,
-      },
-      cert: { clientCert: client.cert, clientCertKey: client.key, clientCertCA: pki.caCert },
+      ...senseConnection(sim.port, pki, { cacheTtlSeconds: 0 }),
     }),
   );
   const bridge = await startInProcess(file);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startBroker } from '../support/broker.ts';
 import { collect } from '../support/mqtt.ts';
-import { baseButler, deepMerge, spawnBridge, tempDir, writeConfig } from '../support/bridge.ts';
+import { baseButler, deepMerge, senseConnection, spawnBridge, tempDir, writeConfig } from '../support/bridge.ts';
 import { createTestPki } from '../support/certs.ts';
 import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID } from '../support/qrs-simulator.ts';
 import { freeUdpPort, schedulerDatagram, sendDatagram, sendDatagrams } from '../support/udp.ts';
@@ -36,22 +36,13 @@ test('SIGKILL right after 250 datagrams were accepted: after a restart all 250 a
   const sub = await collect(broker.url, [FAILED, FAILED_FULL]);
   const udpPort = await freeUdpPort();
   const dbFile = path.join(tmp.dir, 'crash', 'outbox.sqlite');
-  const client = pki.client('butler-mqtt');
   const file = writeConfig(
     tmp.dir,
     deepMerge(baseButler(broker.port), {
       mqttConfig: { delivery: { outboxFile: dbFile } },
       // One worker makes the order of handling observable.
       udpServerConfig: { enable: true, serverHost: '127.0.0.1', portTaskFailure: udpPort, messageQueue: { maxConcurrent: 1 } },
-      configQRS: {
-        host: 'localhost',
-        port: sim.port,
-        rejectUnauthorized: true,
-        headers: { static: [{ name: 'X-Qlik-User', value: 'UserDirectory=Internal; UserId=sa_api' }] },
-        timeoutMs: 30_000,
-        retries: 0,
-      },
-      cert: { clientCert: client.cert, clientCertKey: client.key, clientCertCA: pki.caCert },
+      ...senseConnection(sim.port, pki, { timeoutMs: 30_000, retries: 0 }),
     }),
     'crash.yaml',
   );

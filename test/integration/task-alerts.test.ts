@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { collect, type Collector, type Received } from '../support/mqtt.ts';
-import { baseButler, deepMerge, startInProcess, tempDir, writeConfig, type InProcessBridge } from '../support/bridge.ts';
+import { baseButler, deepMerge, senseConnection, startInProcess, tempDir, writeConfig, type InProcessBridge } from '../support/bridge.ts';
 import { createTestPki, type TestPki } from '../support/certs.ts';
 import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID, buildTask, guidFor, type QrsAppFull, type QrsTaskFull } from '../support/qrs-simulator.ts';
 import { freeUdpPort, schedulerDatagram, sendDatagram, sendDatagrams } from '../support/udp.ts';
@@ -36,22 +36,11 @@ let app: QrsAppFull;
 
 /** Bridge config: MQTT on the test broker, UDP on `port`, QRS = the simulator (unless overridden). */
 function alertConfig(brokerPort: number, port: number, name: string, over: Json = {}): string {
-  const client = pki.client('butler-mqtt');
   const butler = deepMerge(
     deepMerge(baseButler(brokerPort), {
       mqttConfig: { delivery: { outboxFile: path.join(tmp.dir, name, 'outbox.sqlite') } },
       udpServerConfig: { enable: true, serverHost: '127.0.0.1', portTaskFailure: port },
-      configQRS: {
-        host: 'localhost',
-        port: sim.port,
-        useSSL: true,
-        rejectUnauthorized: true,
-        headers: { static: [{ name: 'X-Qlik-User', value: 'UserDirectory=Internal; UserId=sa_api' }] },
-        timeoutMs: 2000,
-        retries: 2,
-        cacheTtlSeconds: 0,
-      },
-      cert: { clientCert: client.cert, clientCertKey: client.key, clientCertCA: pki.caCert },
+      ...senseConnection(sim.port, pki, { timeoutMs: 2000, retries: 2, cacheTtlSeconds: 0 }),
     }),
     over,
   );

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import mqtt, { type MqttClient, type IPublishPacket } from 'mqtt';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { collect, type Collector } from '../support/mqtt.ts';
-import { baseButler, deepMerge, startInProcess, tempDir, writeConfig, type InProcessBridge } from '../support/bridge.ts';
+import { baseButler, deepMerge, senseConnection, startInProcess, tempDir, writeConfig, type InProcessBridge } from '../support/bridge.ts';
 import { freePort, sleep, waitFor } from '../support/wait.ts';
 import { createTestPki, type TestPki } from '../support/certs.ts';
 import { QrsSimulator, guidFor } from '../support/qrs-simulator.ts';
@@ -40,19 +40,7 @@ let pub: MqttClient;
 let results: Collector;
 
 function qrsConfig(): Record<string, unknown> {
-  const cert = pki.client('butler-mqtt');
-  return {
-    configQRS: {
-      host: 'localhost',
-      port: sim.port,
-      useSSL: true,
-      rejectUnauthorized: true,
-      headers: { static: [{ name: 'X-Qlik-User', value: 'UserDirectory=Internal; UserId=sa_api' }] },
-      retries: 0,
-      timeoutMs: 3000,
-    },
-    cert: { clientCert: cert.cert, clientCertKey: cert.key, clientCertCA: pki.caCert },
-  };
+  return senseConnection(sim.port, pki, { retries: 0, timeoutMs: 3000 });
 }
 
 /** Start requests the simulator received for exactly this path segment (case kept). */

@@ -112,3 +112,22 @@ export async function spawnBridge(configFile: string, args: string[] = ['run'], 
   if (args[0] === 'run') await bridge.waitForLine(/butler-mqtt started/);
   return bridge;
 }
+
+/**
+ * The Sense connection part of a Butler config for a bridge talking to the QRS simulator: configQRS
+ * on the simulator's port with the test client certificate; `qrs` overrides keys of configQRS.
+ */
+export function senseConnection(qrsPort: number, pki: { caCert: string; client(name: string): { cert: string; key: string } }, qrs: Json = {}): Json {
+  const client = pki.client('butler-mqtt');
+  return {
+    configQRS: {
+      host: 'localhost',
+      port: qrsPort,
+      useSSL: true,
+      rejectUnauthorized: true,
+      headers: { static: [{ name: 'X-Qlik-User', value: 'UserDirectory=Internal; UserId=sa_api' }] },
+      ...qrs,
+    },
+    cert: { clientCert: client.cert, clientCertKey: client.key, clientCertCA: pki.caCert },
+  };
+}
