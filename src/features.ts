@@ -6,6 +6,7 @@ import { QrsClient } from './sense/qrs-client.ts';
 import { parseSchedule } from './alerts/schedule.ts';
 import { LicenseMonitor } from './alerts/license-monitor.ts';
 import { ServiceMonitor } from './alerts/service-monitor.ts';
+import { createScRunner } from './sense/windows-services.ts';
 import { registerTaskAlerts } from './alerts/task-alerts.ts';
 import { registerCloudReloadAlerts } from './alerts/cloud-reload-alerts.ts';
 import { registerUserEvents } from './alerts/user-events.ts';
@@ -91,6 +92,8 @@ export function buildFeatures(app: App): FeatureContext {
           topics: { running: b.mqttConfig.serviceRunningTopic, stopped: b.mqttConfig.serviceStoppedTopic, status: b.mqttConfig.serviceStatusTopic },
           mqttEnabled: true,
           timeoutMs: svc.checkTimeoutSeconds * 1000,
+          // An explicit command also lifts the Windows-only check (a wrapper answering like sc.exe).
+          runner: svc.scCommand ? createScRunner({ command: svc.scCommand }) : undefined,
         },
         { sink: outbox, logger: app.logger, metrics: app.metrics },
       );

@@ -64,7 +64,13 @@ export function parseConfigText(text: string, file: string): LoadedConfig {
       doc.errors.map((e) => ({ path: '(yaml)', message: `YAML syntax error: ${e.message.split('\n')[0]}`, line: e.linePos?.[0]?.line })),
     );
   }
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // Well-formed YAML that cannot become data, e.g. an alias bomb the library refuses to expand.
+    throw new ConfigError(file, [{ path: '(yaml)', message: `YAML cannot be read: ${(err as Error).message}` }]);
+  }
   const lineOf = (segments: (string | number)[]): number | undefined => {
     const node = doc.getIn(segments, true);
     if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
@@ -374,6 +380,8 @@ function resolvePaths(b: ButlerConfig, dir: string): void {
   b.cert.clientCertKey = r(b.cert.clientCertKey);
   b.cert.clientCertCA = r(b.cert.clientCertCA);
   b.logDirectory = r(b.logDirectory);
+  // A program name is looked up on PATH; only a path is resolved like the other files.
+  if (/[\\/]/.test(b.serviceMonitor.scCommand)) b.serviceMonitor.scCommand = r(b.serviceMonitor.scCommand);
   b.qlikSenseCloud.event.mqtt.tenant.caFile = r(b.qlikSenseCloud.event.mqtt.tenant.caFile);
 }
 

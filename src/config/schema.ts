@@ -294,6 +294,7 @@ const ServiceMonitor = obj(
     enable: bool(false, 'Check Windows services of the Sense nodes.'),
     frequency: Schedule('every 30 seconds', 'How often.'),
     checkTimeoutSeconds: int(15, 1, 600, 'Timeout of one host check.', { added: true }),
+    scCommand: str('', 'Program that answers like sc.exe (query/qc); empty = sc.exe, on Windows only. Set it to run the monitor elsewhere through a wrapper that gives the same output.', { added: true }),
     monitor: Type.Array(
       Type.Object(
         {
