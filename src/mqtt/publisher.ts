@@ -28,7 +28,13 @@ export interface DeliveryEvent {
 }
 
 export class Publisher extends EventEmitter {
+  /** Highest outbox id handed to send(); rows above it have not been sent yet. */
   private cursor = 0;
+  /** Rows read ahead from the outbox (ids above `cursor`), so a PUBACK that frees one slot costs no query. */
+  private readAhead: OutboxRow[] = [];
+  private readCursor = 0;
+  /** The outbox may hold rows above `readCursor` (set by commits and the poll; cleared by a short read). */
+  private unread = true;
   private readonly inFlight = new Map<number, { row: OutboxRow; token: number }>();
   private nextToken = 1;
   /** Rows that were in flight when the connection dropped. */
@@ -51,7 +57,10 @@ export class Publisher extends EventEmitter {
     private readonly deps: { logger: Logger; metrics?: Metrics },
   ) {
     super();
-    store.onCommitted(() => this.pump());
+    store.onCommitted(() => {
+      this.unread = true;
+      this.pump();
+    });
     connection.on('connect', () => this.onConnect());
     connection.on('disconnect', () => {
       for (const id of this.inFlight.keys()) this.interrupted.add(id);
@@ -61,7 +70,10 @@ export class Publisher extends EventEmitter {
   start(): void {
     this.running = true;
     // Rows written by another process (the `publish` command) are not announced; look now and then.
-    this.poll = setInterval(() => this.pump(), 1000);
+    this.poll = setInterval(() => {
+      this.unread = true;
+      this.pump();
+    }, 1000);
     this.poll.unref();
     if (this.connection.connected) this.onConnect();
   }
@@ -145,8 +157,15 @@ export class Publisher extends EventEmitter {
         if (this.retry.length > 0) {
           rows = this.retry.splice(0, room);
         } else {
-          rows = this.outbox.peek(this.cursor, room);
-          if (rows.length === 0) break;
+          if (this.readAhead.length === 0) {
+            // A PUBACK frees a slot; asking the outbox again is only worth it when something was written since.
+            if (!this.unread) break;
+            this.readAhead = this.outbox.peek(this.readCursor, this.options.inFlightWindow);
+            if (this.readAhead.length < this.options.inFlightWindow) this.unread = false;
+            if (this.readAhead.length === 0) break;
+            this.readCursor = (this.readAhead[this.readAhead.length - 1] as OutboxRow).id;
+          }
+          rows = this.readAhead.splice(0, room);
           this.cursor = (rows[rows.length - 1] as OutboxRow).id;
         }
         for (const row of rows) this.send(row);

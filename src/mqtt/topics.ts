@@ -5,20 +5,37 @@ export type TopicCheck = { ok: true } | { ok: false; reason: string };
 
 const MAX_TOPIC_BYTES = 65535;
 
-/** A topic a message can be published to: not empty, no wildcards, no NUL, at most 65535 bytes. */
+// MQTT 3.1.1 §1.5.3 / MQTT 5 §1.5.4: a topic is well-formed UTF-8 without U+0000; control characters
+// (U+0001–U+001F, U+007F–U+009F) and Unicode non-characters are allowed to make the receiver close the
+// connection, and Mosquitto does. Such a message could never be delivered and would be sent again after
+// every reconnect, so these are refused where topics come in.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const CONTROL = /[\u0001-\u001f\u007f-\u009f]/;
+const NON_CHARACTER = /[\ufdd0-\ufdef\ufffe\uffff]|[\ud83f\ud87f\ud8bf\ud8ff\ud93f\ud97f\ud9bf\ud9ff\uda3f\uda7f\udabf\udaff\udb3f\udb7f\udbbf\udbff][\udffe\udfff]/;
+
+/** Problems every topic and topic filter shares (what the text is), or null. */
+function characterProblem(text: string, what: string): string | null {
+  if (text.includes('\u0000')) return `${what} contains a NUL character`;
+  if (LONE_SURROGATE.test(text)) return `${what} is not valid Unicode (it contains a lone surrogate)`;
+  if (CONTROL.test(text)) return `${what} contains a control character (U+0001–U+001F or U+007F–U+009F), which brokers refuse`;
+  if (NON_CHARACTER.test(text)) return `${what} contains a Unicode non-character (such as U+FFFE), which brokers refuse`;
+  if (Buffer.byteLength(text, 'utf8') > MAX_TOPIC_BYTES) return `${what} is longer than ${MAX_TOPIC_BYTES} bytes`;
+  return null;
+}
+
+/** A topic a message can be published to: not empty, no wildcards, characters a broker accepts, at most 65535 bytes. */
 export function checkPublishTopic(topic: string): TopicCheck {
   if (topic.length === 0) return { ok: false, reason: 'topic is empty' };
   if (topic.includes('+') || topic.includes('#')) return { ok: false, reason: 'topic contains a wildcard (+ or #), which is only allowed in subscriptions' };
-  if (topic.includes('\u0000')) return { ok: false, reason: 'topic contains a NUL character' };
-  if (Buffer.byteLength(topic, 'utf8') > MAX_TOPIC_BYTES) return { ok: false, reason: `topic is longer than ${MAX_TOPIC_BYTES} bytes` };
-  return { ok: true };
+  const problem = characterProblem(topic, 'topic');
+  return problem === null ? { ok: true } : { ok: false, reason: problem };
 }
 
 /** A subscription filter: `#` only as the whole last level, `+` only as a whole level. */
 export function checkTopicFilter(filter: string): TopicCheck {
   if (filter.length === 0) return { ok: false, reason: 'topic filter is empty' };
-  if (filter.includes('\u0000')) return { ok: false, reason: 'topic filter contains a NUL character' };
-  if (Buffer.byteLength(filter, 'utf8') > MAX_TOPIC_BYTES) return { ok: false, reason: `topic filter is longer than ${MAX_TOPIC_BYTES} bytes` };
+  const problem = characterProblem(filter, 'topic filter');
+  if (problem !== null) return { ok: false, reason: problem };
   const levels = filter.split('/');
   for (let i = 0; i < levels.length; i++) {
     const level = levels[i] as string;

@@ -131,7 +131,8 @@ export class QrsClient {
   private readonly cacheTtlMs: number;
   private readonly cacheMaxEntries: number;
   private readonly headers: { name: string; value: string }[];
-  private readonly cache = new Map<string, { expires: number; value: Record<string, unknown>[] }>();
+  /** Entries keep the answer as JSON text: parsing it is the cheapest way to give each caller its own copy. */
+  private readonly cache = new Map<string, { expires: number; json: string }>();
   private readonly inFlight = new Map<string, Promise<QrsResult<Record<string, unknown>[]>>>();
   private readonly state: QrsHealth = { reachable: null, lastSuccessAt: null, lastError: null, lastErrorAt: null };
   private closed = false;
@@ -230,7 +231,7 @@ export class QrsClient {
     const key = `${endpoint} ${id}`;
     const now = Date.now();
     const hit = this.cache.get(key);
-    if (hit && hit.expires > now) return { ok: true, value: structuredClone(hit.value) };
+    if (hit && hit.expires > now) return { ok: true, value: JSON.parse(hit.json) as Record<string, unknown>[] };
     if (hit) this.cache.delete(key);
 
     let pending = this.inFlight.get(key);
@@ -249,7 +250,7 @@ export class QrsClient {
 
   private remember(key: string, value: Record<string, unknown>[]): void {
     this.cache.delete(key);
-    this.cache.set(key, { expires: Date.now() + this.cacheTtlMs, value });
+    this.cache.set(key, { expires: Date.now() + this.cacheTtlMs, json: JSON.stringify(value) });
     while (this.cache.size > this.cacheMaxEntries) {
       const oldest = this.cache.keys().next();
       if (oldest.done) break;

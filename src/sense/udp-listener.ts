@@ -144,7 +144,12 @@ export class UdpListener<E = Buffer> {
   private readonly queued = new Set<number>();
   private lastQueuedId = 0;
   private spilled = true; // at start the inbox may hold events from before a restart
+  /** Events in the handler (at most maxConcurrent). */
   private active = 0;
+  /** Events handled and waiting for their commit (at most maxSize): a slot is free for the next handler meanwhile. */
+  private committing = 0;
+  /** Events waiting for room in the outbox; no new event starts meanwhile, so they keep their order. */
+  private outboxWaits = 0;
   private readonly inFlight = new Set<Promise<void>>();
   private stopping = false;
   private backpressureWarned = false;
@@ -386,11 +391,11 @@ export class UdpListener<E = Buffer> {
     if (this.stopping) return;
     // Refill in batches (below half full), not one query per finished event.
     if (this.spilled && this.waiting.length <= Math.floor(this.options.queue.maxSize / 2)) this.refill();
-    while (this.active < this.options.queue.maxConcurrent && this.waiting.length > 0) {
+    const { maxConcurrent, maxSize: maxCommitting } = this.options.queue;
+    while (this.active < maxConcurrent && this.committing < maxCommitting && this.outboxWaits === 0 && this.waiting.length > 0) {
       const item = this.waiting.shift()!;
       this.active += 1;
       const run = this.work(item).finally(() => {
-        this.active -= 1;
         this.queued.delete(item.row.id);
         this.inFlight.delete(run);
         this.pump();
@@ -404,31 +409,63 @@ export class UdpListener<E = Buffer> {
     }
   }
 
+  /**
+   * One event: the handler runs in one of the maxConcurrent slots; once it has returned the messages,
+   * the slot goes to the next event while this one waits for its commit. Waiting for the commit is
+   * most of an event's time when QRS answers from the cache, and a commit carries every event that
+   * is waiting, so this is what lets a group commit take more than maxConcurrent events.
+   */
   private async work(item: QueueItem<E>): Promise<void> {
+    let inHandler = true;
+    let committing = false;
+    try {
+      await this.handleAndComplete(item, () => {
+        if (!inHandler) return;
+        inHandler = false;
+        this.active -= 1;
+        committing = true;
+        this.committing += 1;
+        this.pump();
+      });
+    } finally {
+      if (inHandler) this.active -= 1;
+      if (committing) this.committing -= 1;
+    }
+  }
+
+  private async handleAndComplete(item: QueueItem<E>, handlerDone: () => void): Promise<void> {
     const activityId = this.activity?.event({ source: this.options.source, summary: this.handlers.describe?.(item.event) ?? `datagram ${item.row.id}` });
     const failed = (reason: string) => {
       if (activityId !== undefined) this.activity?.failed(activityId, reason);
     };
     let failures = 0;
     let outboxWaitMs = 500;
+    // Set while the outbox is full: the same messages are offered again (handling the event again
+    // would only repeat the QRS lookups, and would let a later event overtake this one).
+    let pending: HandledEvent | null = null;
     for (;;) {
       if (this.stopping) return; // the event stays in the inbox
       let handled: HandledEvent;
-      try {
-        const result = await this.handlers.onAccepted(item.event, { id: item.row.id, from: item.from });
-        handled = Array.isArray(result) ? { messages: result } : result;
-      } catch (err) {
-        failures += 1;
-        if (failures < HANDLER_ATTEMPTS) {
-          this.logger.warn({ id: item.row.id, err: (err as Error).message }, `UDP ${this.options.name}: handling event ${item.row.id} failed; retrying`);
-          await sleep(200 * failures);
-          continue;
+      if (pending) {
+        handled = pending;
+        pending = null;
+      } else {
+        try {
+          const result = await this.handlers.onAccepted(item.event, { id: item.row.id, from: item.from });
+          handled = Array.isArray(result) ? { messages: result } : result;
+        } catch (err) {
+          failures += 1;
+          if (failures < HANDLER_ATTEMPTS) {
+            this.logger.warn({ id: item.row.id, err: (err as Error).message }, `UDP ${this.options.name}: handling event ${item.row.id} failed; retrying`);
+            await sleep(200 * failures);
+            continue;
+          }
+          this.logger.error({ id: item.row.id, err: (err as Error).stack ?? String(err) }, `UDP ${this.options.name}: handling event ${item.row.id} failed ${failures} times; event dropped`);
+          this.metrics.eventsRejected.inc({ source: this.options.source, reason: 'handler_error' });
+          failed(`handling failed ${failures} times; event dropped`);
+          await this.inbox.discard(item.row).catch(() => undefined);
+          return;
         }
-        this.logger.error({ id: item.row.id, err: (err as Error).stack ?? String(err) }, `UDP ${this.options.name}: handling event ${item.row.id} failed ${failures} times; event dropped`);
-        this.metrics.eventsRejected.inc({ source: this.options.source, reason: 'handler_error' });
-        failed(`handling failed ${failures} times; event dropped`);
-        await this.inbox.discard(item.row).catch(() => undefined);
-        return;
       }
       const { messages, step } = handled;
       let stepTopics: string[] = [];
@@ -440,7 +477,9 @@ export class UdpListener<E = Buffer> {
           }
         : undefined;
       try {
-        const ids = await this.inbox.complete(item.row, messages, tracked);
+        const completion = this.inbox.complete(item.row, messages, tracked);
+        handlerDone();
+        const ids = await completion;
         if (activityId !== undefined) this.activity?.messages(activityId, ids, [...messages.map((m) => m.topic), ...stepTopics]);
         return;
       } catch (err) {
@@ -448,8 +487,14 @@ export class UdpListener<E = Buffer> {
         if (err instanceof OutboxFullError) {
           // Durable in the inbox meanwhile: wait for the outbox to drain instead of dropping.
           this.logger.warn({ id: item.row.id }, `UDP ${this.options.name}: ${err.message}; event ${item.row.id} waits in the inbox and is retried`);
-          await sleep(outboxWaitMs);
+          this.outboxWaits += 1;
+          try {
+            await sleep(outboxWaitMs);
+          } finally {
+            this.outboxWaits -= 1;
+          }
           outboxWaitMs = Math.min(RETRY_MAX_MS, outboxWaitMs * 2);
+          pending = handled;
           continue;
         }
         if (err instanceof MessageRejectedError) {

@@ -3,7 +3,7 @@
 // burns its dedup key in one transaction: an event is either still here or fully in the outbox.
 import type { Db, Store } from './sqlite.ts';
 import type { Outbox } from './outbox.ts';
-import type { OutgoingMessage } from './types.ts';
+import { OutboxFullError, type OutgoingMessage } from './types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 
 export interface InboxRow {
@@ -38,6 +38,14 @@ export type AcceptOutcome = { status: 'accepted'; id: number } | { status: 'dupl
  * fail to commit after all, Store.onCommitFailed tells). `applied` must not throw.
  */
 export type CompletionStep = (db: Db) => { messages?: OutgoingMessage[]; applied?: () => void } | void;
+
+/**
+ * The key as a string of its own. A key cut out of a datagram shares the datagram's memory in V8 (a
+ * sliced string), so remembering it for the dedup TTL would keep the whole datagram alive.
+ */
+function ownCopy(key: string): string {
+  return (' ' + key).slice(1);
+}
 
 export class Inbox {
   private count: number;
@@ -118,21 +126,27 @@ export class Inbox {
   async complete(row: Pick<InboxRow, 'id' | 'dedupKey'>, messages: OutgoingMessage[], step?: CompletionStep): Promise<number[]> {
     if (messages.length > 0) this.outbox.validate(messages);
     const expires = Date.now() + this.options.dedupTtlMs;
+    let offered = messages;
     const ids = await this.store.write((db) => {
       this.stmts.remove.run(row.id);
       if (row.dedupKey !== null) this.stmts.burn.run(row.dedupKey, expires);
       const extra = step?.(db) ?? undefined;
       const all = extra?.messages?.length ? [...messages, ...extra.messages] : messages;
+      offered = all;
       if (extra?.messages?.length) this.outbox.validate(extra.messages);
       // Last: the outbox bounds may throw, and a throw rolls back the whole savepoint.
       const stored = all.length > 0 ? this.outbox.insertInTransaction(db, all) : [];
       extra?.applied?.();
       return stored;
+    }).catch((err: unknown) => {
+      // Counted like a refused enqueue: a full outbox must show in the metrics even though the event waits.
+      if (err instanceof OutboxFullError) for (const m of offered) this.metrics?.messagesRefused.inc({ kind: m.kind ?? 'other', reason: 'outbox_full' });
+      throw err;
     });
     this.count -= 1;
     if (row.dedupKey !== null) {
       this.inProgress.delete(row.dedupKey);
-      this.burned.set(row.dedupKey, expires);
+      this.burned.set(ownCopy(row.dedupKey), expires);
     }
     this.updateGauge();
     return ids;

@@ -50,6 +50,8 @@ export class Store {
   /** Called after each committed batch (the Publisher wakes on it). */
   private readonly committedListeners: (() => void)[] = [];
   private readonly failedListeners: (() => void)[] = [];
+  /** Built once: better-sqlite3 makes new wrapper functions on every db.transaction() call. */
+  private readonly runBatch: (batch: PendingWrite[], outcomes: { ok: boolean; value: unknown }[]) => void;
 
   constructor(options: StoreOptions) {
     if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
@@ -58,6 +60,17 @@ export class Store {
     this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    // Called inside the batch's transaction, so each write gets its own savepoint.
+    const inSavepoint = this.db.transaction((w: PendingWrite) => w.run(this.db));
+    this.runBatch = this.db.transaction((batch: PendingWrite[], outcomes: { ok: boolean; value: unknown }[]) => {
+      for (const w of batch) {
+        try {
+          outcomes.push({ ok: true, value: inSavepoint(w) });
+        } catch (err) {
+          outcomes.push({ ok: false, value: err });
+        }
+      }
+    });
   }
 
   private migrate(): void {
@@ -102,15 +115,7 @@ export class Store {
     if (batch.length === 0) return;
     const outcomes: { ok: boolean; value: unknown }[] = [];
     try {
-      this.db.transaction(() => {
-        for (const w of batch) {
-          try {
-            outcomes.push({ ok: true, value: this.db.transaction(() => w.run(this.db))() });
-          } catch (err) {
-            outcomes.push({ ok: false, value: err });
-          }
-        }
-      })();
+      this.runBatch(batch, outcomes);
     } catch (err) {
       // The commit itself failed (disk full, I/O error): nothing of the batch is stored.
       for (const w of batch) w.reject(err);
