@@ -5,7 +5,6 @@
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { build } from 'esbuild';
 import { REPO_ROOT } from '../test/support/bridge.ts';
 import { sleep } from '../test/support/wait.ts';
 import { launchBridge, type BridgeTuning, type Resources, type Stack } from './lib/stack.ts';
@@ -66,6 +65,8 @@ async function measure(stack: Stack, res: Resources, tuning: BridgeTuning, start
  * sources read relative to themselves (package.json, the status page files) resolve.
  */
 async function bundle(res: Resources): Promise<string> {
+  // esbuild comes with tsx; loaded here only, so the other benchmarks run where it cannot be resolved.
+  const { build } = await import('esbuild');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bm-bundle-'));
   res.add('bundle directory', () => rmSync(dir, { recursive: true, force: true }));
   const entry = path.join(dir, 'src', 'http', 'main.mjs');
