@@ -6,6 +6,7 @@ import { createSecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { errorCode, errorText } from '../net/upstream-errors.ts';
 
 export interface CloudClientOptions {
   /** `https://tenant.region.qlikcloud.com`, with or without scheme and trailing slash. */
@@ -68,26 +69,7 @@ type Attempt =
   | { ok: true; status: number; text: string }
   | { ok: false; error: CloudError; retryable: boolean };
 
-function errorCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code !== 'UND_ERR_SOCKET') return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
 
-function errorText(err: unknown): string {
-  const parts: string[] = [];
-  let e: unknown = err;
-  for (let depth = 0; depth < 4 && e instanceof Error; depth++) {
-    if (!parts.includes(e.message)) parts.push(e.message);
-    e = (e as { cause?: unknown }).cause;
-  }
-  return parts.join(': ') || String(err);
-}
 
 export class CloudClient {
   private readonly pool: Pool;
