@@ -6,7 +6,7 @@ import { createSecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { errorCode, errorText } from '../net/upstream-errors.ts';
+import { errorCode, errorText, type UpstreamError, type UpstreamHealth, type UpstreamResult } from '../net/upstream-errors.ts';
 
 export interface CloudClientOptions {
   /** `https://tenant.region.qlikcloud.com`, with or without scheme and trailing slash. */
@@ -21,20 +21,9 @@ export interface CloudClientOptions {
   retryBaseMs?: number;
 }
 
-export interface CloudError {
-  kind: 'network' | 'timeout' | 'http' | 'parse';
-  status?: number;
-  message: string;
-}
-
-export type CloudResult<T> = { ok: true; value: T } | { ok: false; error: CloudError };
-
-export interface CloudHealth {
-  reachable: boolean | null;
-  lastSuccessAt: number | null;
-  lastError: string | null;
-  lastErrorAt: number | null;
-}
+export type CloudError = UpstreamError;
+export type CloudResult<T> = UpstreamResult<T>;
+export type CloudHealth = UpstreamHealth;
 
 const DEFAULTS = { timeoutMs: 15_000, retries: 2, retryBaseMs: 500 };
 const MAX_BACKOFF_MS = 8_000;

@@ -1,5 +1,23 @@
-// Reading undici/Node network errors for the QRS and Qlik Cloud clients: the first useful code in an
-// error's cause chain (undici wraps socket errors), and one line of text from that chain.
+// What the QRS and Qlik Cloud clients have in common: the typed result of a call, the health snapshot
+// for the status page, and reading undici/Node network errors (the first useful code in the cause
+// chain, since undici wraps socket errors, and one line of text from that chain).
+
+export interface UpstreamError {
+  kind: 'network' | 'timeout' | 'http' | 'parse';
+  status?: number;
+  message: string;
+}
+
+export type UpstreamResult<T> = { ok: true; value: T } | { ok: false; error: UpstreamError };
+
+export interface UpstreamHealth {
+  /** null until the first call finished. */
+  reachable: boolean | null;
+  /** When the service last answered with a status below 500. */
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  lastErrorAt: number | null;
+}
 
 /** The first string code found along the cause chain, skipping undici's generic UND_ERR_SOCKET. */
 export function errorCode(err: unknown): string | undefined {

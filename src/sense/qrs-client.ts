@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import { Pool } from 'undici';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { errorCode, errorText } from '../net/upstream-errors.ts';
+import { errorCode, errorText, type UpstreamError, type UpstreamHealth, type UpstreamResult } from '../net/upstream-errors.ts';
 
 export interface QrsClientOptions {
   host: string;
@@ -29,22 +29,9 @@ export interface QrsClientOptions {
   cacheMaxEntries?: number;
 }
 
-export interface QrsError {
-  kind: 'network' | 'timeout' | 'http' | 'parse';
-  status?: number;
-  message: string;
-}
-
-export type QrsResult<T> = { ok: true; value: T } | { ok: false; error: QrsError };
-
-export interface QrsHealth {
-  /** null until the first call finished. */
-  reachable: boolean | null;
-  /** When QRS last answered with a status below 500. */
-  lastSuccessAt: number | null;
-  lastError: string | null;
-  lastErrorAt: number | null;
-}
+export type QrsError = UpstreamError;
+export type QrsResult<T> = UpstreamResult<T>;
+export type QrsHealth = UpstreamHealth;
 
 const DEFAULTS = { timeoutMs: 10_000, retries: 2, retryBaseMs: 250, cacheTtlMs: 60_000, cacheMaxEntries: 500 };
 const MAX_BACKOFF_MS = 5_000;
