@@ -7,7 +7,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { QrsClient, QrsError, QrsResult } from '../sense/qrs-client.ts';
 import { parseDatagram, type SchedulerEvent } from '../sense/datagram.ts';
-import { UdpListener, type DatagramParse } from '../sense/udp-listener.ts';
+import { UdpListener, sharedUdpOptions, type DatagramParse } from '../sense/udp-listener.ts';
 import type { OutgoingMessage } from '../store/types.ts';
 import { taskAbortedFullPayload, taskBasicPayload, taskFailureFullPayload, type TaskEnrichment } from './payloads.ts';
 
@@ -195,16 +195,11 @@ export function registerTaskAlerts(app: App, ctx: FeatureContext): void {
   };
   const listener = new UdpListener<SchedulerEvent>(
     {
+      ...sharedUdpOptions(u),
       name: 'task events',
       source: 'udp_task',
-      host: u.serverHost,
       port: u.portTaskFailure,
-      maxMessageSize: u.maxMessageSize,
-      receiveBufferBytes: u.receiveBufferBytes,
-      allowedSources: u.enableSourceValidation ? u.allowedSources : null,
-      maxMessagesPerMinute: u.rateLimit.enable ? u.rateLimit.maxMessagesPerMinute : null,
       deduplicate: u.deduplication.enable,
-      queue: { maxConcurrent: u.messageQueue.maxConcurrent, maxSize: u.messageQueue.maxSize, backpressureThreshold: u.messageQueue.backpressureThreshold },
     },
     {
       parse: parseSchedulerDatagram,

@@ -5,7 +5,7 @@ import type { App } from '../app.ts';
 import type { FeatureContext } from '../features.ts';
 import type { Logger } from '../observability/logger.ts';
 import { parseUserEvent, type UserEvent } from '../sense/user-event.ts';
-import { UdpListener, type DatagramParse, type HandledEvent } from '../sense/udp-listener.ts';
+import { UdpListener, sharedUdpOptions, type DatagramParse, type HandledEvent } from '../sense/udp-listener.ts';
 import { KeyValueTable } from '../store/kv.ts';
 import type { CompletionStep } from '../store/inbox.ts';
 import type { Outbox } from '../store/outbox.ts';
@@ -253,16 +253,11 @@ export function registerUserEvents(app: App, _ctx: FeatureContext): void {
   );
   const listener = new UdpListener<UserEvent>(
     {
+      ...sharedUdpOptions(u),
       name: 'session events',
       source: 'udp_session',
-      host: u.serverHost,
       port: u.portSessionConnectionEvents,
-      maxMessageSize: u.maxMessageSize,
-      receiveBufferBytes: u.receiveBufferBytes,
-      allowedSources: u.enableSourceValidation ? u.allowedSources : null,
-      maxMessagesPerMinute: u.rateLimit.enable ? u.rateLimit.maxMessagesPerMinute : null,
       deduplicate: false,
-      queue: { maxConcurrent: u.messageQueue.maxConcurrent, maxSize: u.messageQueue.maxSize, backpressureThreshold: u.messageQueue.backpressureThreshold },
     },
     {
       parse: userEventDatagramParser(s.excludeUsers),

@@ -6,7 +6,7 @@ import { createSecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { errorCode, errorText, type UpstreamError, type UpstreamHealth, type UpstreamResult } from '../net/upstream-errors.ts';
+import { errorCode, errorText, waitBeforeRetry, type UpstreamError, type UpstreamHealth, type UpstreamResult } from '../net/upstream-errors.ts';
 
 export interface CloudClientOptions {
   /** `https://tenant.region.qlikcloud.com`, with or without scheme and trailing slash. */
@@ -175,8 +175,7 @@ export class CloudClient {
     let lastError: CloudError | undefined;
     for (let attempt = 0; attempt <= this.retries; attempt++) {
       if (attempt > 0) {
-        const delay = Math.min(MAX_BACKOFF_MS, this.retryBaseMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-        await new Promise((r) => setTimeout(r, delay));
+        await waitBeforeRetry(attempt, this.retryBaseMs, MAX_BACKOFF_MS);
         if (this.closed) break;
       }
       const result = await this.attempt(call);

@@ -41,3 +41,9 @@ export function errorText(err: unknown): string {
   }
   return parts.join(': ') || String(err);
 }
+
+/** Waits before retry `attempt` (1-based): exponential from baseMs, capped at maxMs, with jitter (50-100%). */
+export function waitBeforeRetry(attempt: number, baseMs: number, maxMs: number): Promise<void> {
+  const delay = Math.min(maxMs, baseMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+  return new Promise((r) => setTimeout(r, delay));
+}

@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import { Pool } from 'undici';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { errorCode, errorText, type UpstreamError, type UpstreamHealth, type UpstreamResult } from '../net/upstream-errors.ts';
+import { errorCode, errorText, waitBeforeRetry, type UpstreamError, type UpstreamHealth, type UpstreamResult } from '../net/upstream-errors.ts';
 
 export interface QrsClientOptions {
   host: string;
@@ -267,8 +267,7 @@ export class QrsClient {
     let last: Attempt | undefined;
     for (let attempt = 0; attempt <= this.retries; attempt++) {
       if (attempt > 0) {
-        const delay = Math.min(MAX_BACKOFF_MS, this.retryBaseMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-        await new Promise((r) => setTimeout(r, delay));
+        await waitBeforeRetry(attempt, this.retryBaseMs, MAX_BACKOFF_MS);
         if (this.closed) break;
       }
       last = await this.attempt(call);

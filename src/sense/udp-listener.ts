@@ -5,6 +5,7 @@ import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import type { ButlerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { ActivityLog } from '../observability/activity.ts';
@@ -33,6 +34,18 @@ export interface UdpListenerOptions {
   queue: { maxConcurrent: number; maxSize: number; backpressureThreshold: number };
   /** On stop, how long events in progress may take to finish before they are left in the inbox. */
   drainTimeoutMs?: number;
+}
+
+/** The settings every UDP port shares, from Butler.udpServerConfig (allow-list, size, rate limit, queue). */
+export function sharedUdpOptions(u: ButlerConfig['udpServerConfig']): Omit<UdpListenerOptions, 'name' | 'source' | 'port' | 'deduplicate'> {
+  return {
+    host: u.serverHost,
+    maxMessageSize: u.maxMessageSize,
+    receiveBufferBytes: u.receiveBufferBytes,
+    allowedSources: u.enableSourceValidation ? u.allowedSources : null,
+    maxMessagesPerMinute: u.rateLimit.enable ? u.rateLimit.maxMessagesPerMinute : null,
+    queue: { maxConcurrent: u.messageQueue.maxConcurrent, maxSize: u.messageQueue.maxSize, backpressureThreshold: u.messageQueue.backpressureThreshold },
+  };
 }
 
 export interface AcceptedEventInfo {
