@@ -102,7 +102,7 @@ export async function writeBridgeConfig(stack: Stack, s: BridgeSettings): Promis
 }
 
 /** Writes a config (the benchmark's `own` settings, then the run's tuning) and starts the bridge on it. */
-export async function launchBridge(stack: Stack, res: Resources, name: string, tuning: BridgeTuning, own: Json = {}, extraNodeArgs: string[] = [], entry?: string): Promise<ChildBridge> {
+export async function launchBridge(stack: Stack, res: Resources, name: string, tuning: BridgeTuning, own: Json = {}, extraNodeArgs: string[] = [], entry: BridgeEntry = 'build'): Promise<ChildBridge> {
   const { file, ports } = await writeBridgeConfig(stack, { name: `${name}-${Date.now()}`, logLevel: tuning.logLevel, over: deepMerge(own, tuning.over) });
   return spawnBridge(res, file, ports, [...tuning.nodeArgs, ...extraNodeArgs], entry);
 }
@@ -131,13 +131,18 @@ export interface ChildBridge {
 const CLK_TCK = 100;
 
 /**
- * Starts `butler-mqtt run` (the same entry the package's bin uses: Node with tsx's loader, or `entry`,
- * a JavaScript file run as is). `nodeArgs` go before the script (e.g. --cpu-prof). The process is
+ * How the bridge is started: 'build' is the package's command (bin/butler-mqtt.js, which runs
+ * dist/main.mjs; bench/run.ts builds it first), 'sources' the TypeScript sources through tsx.
+ */
+export type BridgeEntry = 'build' | 'sources';
+
+/**
+ * Starts `butler-mqtt run`. `nodeArgs` go before the script (e.g. --cpu-prof). The process is
  * registered for cleanup.
  */
-export function spawnBridge(res: Resources, configFile: string, ports: BridgePorts, nodeArgs: string[] = [], entry?: string): ChildBridge {
+export function spawnBridge(res: Resources, configFile: string, ports: BridgePorts, nodeArgs: string[] = [], entry: BridgeEntry = 'build'): ChildBridge {
   const spawnedAt = performance.now();
-  const script = entry ? [entry] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts')];
+  const script = entry === 'build' ? [path.join(REPO_ROOT, 'bin/butler-mqtt.js')] : ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts')];
   const child = spawn(process.execPath, [...nodeArgs, ...script, 'run', '--config', configFile], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,13 +1,13 @@
 // Which config file a command uses, and loading it with the errors printed the way an admin reads
 // them (every problem at once, exit code 2).
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../package-root.ts';
 import { ConfigError, loadConfigFile, type LoadedConfig } from '../config/load.ts';
 
 export const EXIT_CONFIG_ERROR = 2;
 
-/** The shipped config, next to src/ in the package. */
-export const SHIPPED_CONFIG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../config/butler-mqtt.yaml');
+/** The shipped config, in the package's config/ folder. */
+export const SHIPPED_CONFIG = path.join(PACKAGE_ROOT, 'config', 'butler-mqtt.yaml');
 
 export function configPath(option: string | undefined): string {
   return option ?? process.env.BUTLER_MQTT_CONFIG ?? SHIPPED_CONFIG;

@@ -4,7 +4,7 @@
 import dgram from 'node:dgram';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../package-root.ts';
 import type { App } from '../app.ts';
 import type { FeatureContext } from '../features.ts';
 import type { HttpServer } from './server.ts';
@@ -15,13 +15,6 @@ import { statusRoutes, type StatusSnapshot, type TestEventResult } from './route
 export const TEST_EVENT_TOPIC = 'qliksense/butler/mqtt/test';
 export const TEST_TASK_NAME = 'butler-mqtt test event';
 
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-}
 
 /** A reload-failed datagram as the Sense scheduler's log appender sends it; unique ids so dedup lets repeats through. */
 export function testDatagram(now = new Date()): string {

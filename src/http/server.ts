@@ -5,7 +5,7 @@
 // Adding routes later (metrics, status page): `registerInbound` returns the HttpServer before it
 // listens; call `http.register(plugin, opts)` (a Fastify plugin, encapsulated) from features.ts.
 // Reuse `http.rateLimit` / `http.requireToken` as onRequest hooks where a route needs them.
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../package-root.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -100,13 +100,6 @@ export function tokenMatches(given: string, expected: string): boolean {
   return timingSafeEqual(sha256(given), sha256(expected));
 }
 
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-}
 
 export class HttpServer {
   readonly fastify: FastifyInstance;

@@ -1,7 +1,8 @@
 // An MQTT 3.1.1 broker inside the process (Aedes on node:net), so the shipped config runs with
-// nothing else installed. Started before the MQTT client, stopped after it.
+// nothing else installed. Started before the MQTT client, stopped after it. Aedes is loaded only when
+// the embedded broker is on, so a bridge using an external broker does not carry it in memory.
 import net from 'node:net';
-import { Aedes } from 'aedes';
+import type { Aedes } from 'aedes';
 import type { Logger } from '../observability/logger.ts';
 
 export interface EmbeddedBrokerOptions {
@@ -26,7 +27,8 @@ export class EmbeddedBroker {
   }
 
   async start(): Promise<void> {
-    const broker = await Aedes.createBroker();
+    const { Aedes: AedesBroker } = await import('aedes');
+    const broker = await AedesBroker.createBroker();
     this.broker = broker;
     const server = net.createServer((socket) => {
       this.sockets.add(socket);

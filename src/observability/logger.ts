@@ -2,7 +2,7 @@
 // Secrets are masked on the serialised line, so no code path (message text, error objects,
 // nested fields) can leak a configured password, token or key.
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
 
 export type Logger = PinoLogger<'verbose' | 'silly'>;
 
@@ -26,6 +26,10 @@ export interface LoggerOptions {
 
 const MASK = '***';
 
+// pino-pretty is only needed on a terminal; loaded then, so a service (stdout not a TTY) does not carry it.
+const requireOptional = createRequire(import.meta.url);
+const loadPretty = () => requireOptional('pino-pretty') as typeof import('pino-pretty');
+
 export function maskSecrets(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const secret of secrets) {
@@ -41,7 +45,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const secrets = (options.secrets ?? []).filter((s) => s.length >= 3);
   const usePretty = options.pretty ?? Boolean(process.stdout.isTTY);
   const target: { write(line: string): unknown } = usePretty
-    ? pretty({ colorize: true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname', customLevels: 'verbose:25,silly:5', useOnlyCustomProps: false, destination: options.destination ? (options.destination as never) : 1, sync: true })
+    ? loadPretty()({ colorize: true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname', customLevels: 'verbose:25,silly:5', useOnlyCustomProps: false, destination: options.destination ? (options.destination as never) : 1, sync: true })
     : (options.destination ?? process.stdout);
   const destination: DestinationStream = {
     write(line: string) {

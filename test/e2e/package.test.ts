@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'undici';
 import { REPO_ROOT, tempDir } from '../support/bridge.ts';
@@ -81,13 +81,18 @@ test('npm pack → npm install in an empty folder → npx butler-mqtt --version,
   const packed = await run('npm', ['pack', '--json', '--pack-destination', dest], { cwd: REPO_ROOT, env });
   const info = (JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[])[0]!;
   const files = info.files.map((f) => f.path);
-  for (const f of ['bin/butler-mqtt.js', 'src/main.ts', 'src/http/status/index.html', 'src/http/status/status.js', 'src/http/status/status.css', 'config/butler-mqtt.yaml', 'config/butler-full.yaml', 'docs/operations.md', 'docs/configuration.md', 'README.md', 'package.json']) {
+  for (const f of ['bin/butler-mqtt.js', 'dist/main.mjs', 'dist/status/index.html', 'dist/status/status.js', 'dist/status/status.css', 'config/butler-mqtt.yaml', 'config/butler-full.yaml', 'docs/operations.md', 'docs/configuration.md', 'README.md', 'package.json']) {
     assert.ok(files.includes(f), `${f} is in the package`);
   }
   assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('node_modules/') || f.startsWith('data/')), 'no tests, dependencies or data in the package');
+  // The package runs its JavaScript build: no TypeScript sources, so nothing can fall back to them.
+  assert.ok(!files.some((f) => f.startsWith('src/')), 'no TypeScript sources in the package');
 
   await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', path.join(dest, info.filename)], { cwd: app, env, timeout: 200_000 });
   const installedAt = Date.now();
+  // Development tools (the TypeScript loader, the bundler) are not installed with the package.
+  assert.ok(!existsSync(path.join(app, 'node_modules/tsx')), 'tsx is not installed');
+  assert.ok(!existsSync(path.join(app, 'node_modules/esbuild')), 'esbuild is not installed');
 
   const npx = (args: string[]) => run('npx', ['--no', '--', 'butler-mqtt', ...args], { cwd: app, env });
   assert.equal((await npx(['--version'])).stdout.trim(), pkg.version);

@@ -2,6 +2,8 @@
 // snapshot), GET /status/events (server-sent events: the snapshot, then every activity change and the
 // connection state each second) and, only when enabled, POST /status/test-event.
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { assetDir } from '../../package-root.ts';
 import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ActivityEntry, ActivityLog } from '../../observability/activity.ts';
@@ -28,7 +30,7 @@ export interface StatusRouteOptions extends Record<string, unknown> {
   statusIntervalMs?: number;
 }
 
-const asset = (name: string) => readFileSync(new URL(`../status/${name}`, import.meta.url), 'utf8');
+const asset = (name: string) => readFileSync(path.join(assetDir('src/http/status'), name), 'utf8');
 
 // Everything the page loads comes from this server; nothing inline, so a strict policy fits.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
