@@ -235,6 +235,7 @@ export class App {
     }
     this.started = [];
     this.logger.info({ outboxLeft: this.outbox?.depth }, 'butler-mqtt stopped');
+    this.logger.flush();
     this.logFile?.close();
   }
 }

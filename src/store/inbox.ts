@@ -106,7 +106,7 @@ export class Inbox {
     this.count += 1;
     if (dedupKey !== null) this.inProgress.set(dedupKey, -1);
     try {
-      const id = await this.store.write(() => Number(this.stmts.insert.run(source, payload, dedupKey, meta, Date.now()).lastInsertRowid));
+      const id = await this.store.writeStatements(() => Number(this.stmts.insert.run(source, payload, dedupKey, meta, Date.now()).lastInsertRowid));
       if (dedupKey !== null) this.inProgress.set(dedupKey, id);
       this.updateGauge();
       return { status: 'accepted', id };
@@ -157,7 +157,7 @@ export class Inbox {
    * resend must be processed).
    */
   async discard(row: Pick<InboxRow, 'id' | 'dedupKey'>): Promise<void> {
-    await this.store.write(() => this.stmts.remove.run(row.id));
+    await this.store.writeStatements(() => this.stmts.remove.run(row.id));
     this.count -= 1;
     if (row.dedupKey !== null) this.inProgress.delete(row.dedupKey);
     this.updateGauge();
@@ -171,7 +171,7 @@ export class Inbox {
   /** Drops expired dedup keys (call now and then). */
   purgeExpired(now = Date.now()): void {
     for (const [k, exp] of this.burned) if (exp <= now) this.burned.delete(k);
-    void this.store.write(() => this.stmts.purge.run(now)).catch(() => undefined);
+    void this.store.writeStatements(() => this.stmts.purge.run(now)).catch(() => undefined);
   }
 
   oldestAgeSeconds(): number {

@@ -126,7 +126,7 @@ export class Outbox implements MessageSink {
   /** Removes acknowledged rows (group-committed with other writes). */
   async remove(ids: number[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.store.write(() => {
+    await this.store.writeStatements(() => {
       for (const id of ids) {
         const r = this.deleteStmt.get(id) as { bytes: number } | undefined;
         if (r) {

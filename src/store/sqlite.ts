@@ -38,6 +38,8 @@ export interface StoreOptions {
 
 interface PendingWrite {
   run: (db: Db) => unknown;
+  /** Run in its own savepoint (see write() and writeStatements()). */
+  savepoint: boolean;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
@@ -65,7 +67,7 @@ export class Store {
     this.runBatch = this.db.transaction((batch: PendingWrite[], outcomes: { ok: boolean; value: unknown }[]) => {
       for (const w of batch) {
         try {
-          outcomes.push({ ok: true, value: inSavepoint(w) });
+          outcomes.push({ ok: true, value: w.savepoint ? inSavepoint(w) : w.run(this.db) });
         } catch (err) {
           outcomes.push({ ok: false, value: err });
         }
@@ -98,9 +100,23 @@ export class Store {
    * only its promise rejects; the other writes of the batch still commit.
    */
   write<T>(fn: (db: Db) => T): Promise<T> {
+    return this.enqueue(fn, true);
+  }
+
+  /**
+   * Like write(), without the savepoint, for a write made of statements that each stand alone: one
+   * INSERT, or DELETEs whose partial application leaves nothing inconsistent (SQLite undoes a failing
+   * statement by itself). A savepoint costs two more statements per write, about a fifth of the
+   * store's time in a storm (bench/storm.ts).
+   */
+  writeStatements<T>(fn: (db: Db) => T): Promise<T> {
+    return this.enqueue(fn, false);
+  }
+
+  private enqueue<T>(fn: (db: Db) => T, savepoint: boolean): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run: fn, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ run: fn, savepoint, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());

@@ -162,8 +162,17 @@ test('task and app lookups are cached: a repeat makes no request, until the entr
   assert.deepEqual(second, first);
   assert.equal(sim.requests.length, 1);
 
-  // Callers get their own copy; changing one does not change what the next caller sees.
-  if (second.ok) second.value[0]!['name'] = 'changed by a caller';
+  // Callers share one frozen answer: a caller cannot change what the next caller sees (the write
+  // throws, nested objects included).
+  assert.ok(second.ok);
+  assert.throws(() => {
+    second.value[0]!['name'] = 'changed by a caller';
+  }, TypeError);
+  const nested = Object.values(second.value[0]!).find((v) => v !== null && typeof v === 'object') as Record<string, unknown> | undefined;
+  assert.ok(nested, 'the sample task has a nested object');
+  assert.throws(() => {
+    nested['added'] = 1;
+  }, TypeError);
   assert.deepEqual(await qrs.getTaskFull(SAMPLE_TASK_ID), { ok: true, value: [sampleTask()] });
 
   // Other endpoints and other ids are separate entries.
