@@ -1,8 +1,16 @@
 // The one SQLite file behind the inbox, the outbox and dedup keys: opening, pragmas, migrations,
 // and group commit. Writes from many callers in the same tick share one transaction (one fsync),
 // and each caller's promise resolves only after that transaction is durable.
+//
+// Durability: SQLite's synchronous=FULL makes every COMMIT wait for an fsync of the WAL, on the
+// event loop. Instead the connection runs with synchronous=NORMAL (COMMIT writes the WAL but does
+// not sync it; checkpoints still sync) and the store syncs the WAL file itself on libuv's thread
+// pool, resolving the writes of every transaction committed before that sync started only when it
+// has finished. A resolved write is on disk exactly as with FULL; the event loop keeps working
+// (and gathering the next batch) while the disk catches up. One sync at a time; transactions
+// committed meanwhile wait for the next one.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, fsync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 
 export type Db = Database.Database;
@@ -32,8 +40,14 @@ const MIGRATIONS: string[] = [
 
 export interface StoreOptions {
   file: string;
-  /** FULL (default): a resolved write survives power loss. NORMAL is only for benchmarks comparing the cost. */
+  /**
+   * FULL (default): a resolved write survives power loss (the WAL is synced before it resolves).
+   * NORMAL (benchmarks comparing the cost only): resolved at commit, survives a crash of the process
+   * but not of the machine.
+   */
   synchronous?: 'FULL' | 'NORMAL';
+  /** How the WAL file is synced; fs.fsync. Tests pass their own to control when a sync finishes. */
+  syncFile?: (fd: number, done: (err: NodeJS.ErrnoException | null) => void) => void;
 }
 
 interface PendingWrite {
@@ -44,9 +58,21 @@ interface PendingWrite {
   reject: (err: unknown) => void;
 }
 
+interface CommittedBatch {
+  batch: PendingWrite[];
+  outcomes: { ok: boolean; value: unknown }[];
+}
+
 export class Store {
   readonly db: Db;
   private queue: PendingWrite[] = [];
+  /** Committed, waiting for the WAL sync. */
+  private unsynced: CommittedBatch[] = [];
+  private syncing = false;
+  /** The WAL file, opened after the first commit (null: in memory, or NORMAL). */
+  private walFd: number | null = null;
+  private readonly syncWal: boolean;
+  private readonly syncFile: NonNullable<StoreOptions['syncFile']>;
   private scheduled = false;
   private closed = false;
   /** Called after each committed batch (the Publisher wakes on it). */
@@ -59,7 +85,9 @@ export class Store {
     if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
     this.db = new Database(options.file);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.synchronous ?? 'FULL'}`);
+    this.syncWal = options.file !== ':memory:' && (options.synchronous ?? 'FULL') === 'FULL';
+    this.db.pragma('synchronous = NORMAL');
+    this.syncFile = options.syncFile ?? fsync;
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
     // Called inside the batch's transaction, so each write gets its own savepoint.
@@ -138,12 +166,48 @@ export class Store {
       for (const l of this.failedListeners) l();
       return;
     }
-    batch.forEach((w, i) => {
-      const o = outcomes[i] as { ok: boolean; value: unknown };
-      if (o.ok) w.resolve(o.value);
-      else w.reject(o.value);
+    this.unsynced.push({ batch, outcomes });
+    if (!this.syncWal) this.settle(this.unsynced.length);
+    else if (!this.syncing) this.startSync();
+  }
+
+  /** Syncs the WAL on the thread pool; then settles every batch committed before the sync began. */
+  private startSync(): void {
+    const covered = this.unsynced.length;
+    if (covered === 0) return;
+    try {
+      this.walFd ??= openSync(`${this.db.name}-wal`, 'r');
+    } catch (err) {
+      this.failUnsynced(covered, err);
+      return;
+    }
+    this.syncing = true;
+    this.syncFile(this.walFd, (err) => {
+      this.syncing = false;
+      if (this.closed) return; // close() synced and settled everything
+      if (err) this.failUnsynced(covered, err);
+      else this.settle(covered);
+      this.startSync();
     });
-    for (const l of this.committedListeners) l();
+  }
+
+  private settle(count: number): void {
+    const done = this.unsynced.splice(0, count);
+    for (const { batch, outcomes } of done) {
+      batch.forEach((w, i) => {
+        const o = outcomes[i] as { ok: boolean; value: unknown };
+        if (o.ok) w.resolve(o.value);
+        else w.reject(o.value);
+      });
+    }
+    if (done.length > 0) for (const l of this.committedListeners) l();
+  }
+
+  /** The WAL could not be synced: committed, but not known to be durable; callers see the error. */
+  private failUnsynced(count: number, err: unknown): void {
+    const failed = this.unsynced.splice(0, count);
+    for (const { batch } of failed) for (const w of batch) w.reject(err);
+    for (const l of this.failedListeners) l();
   }
 
   /** Commits what is queued, then closes the file. */
@@ -151,6 +215,16 @@ export class Store {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    if (this.unsynced.length > 0) {
+      try {
+        if (this.syncWal) fsyncSync(this.walFd ?? (this.walFd = openSync(`${this.db.name}-wal`, 'r')));
+        this.settle(this.unsynced.length);
+      } catch (err) {
+        this.failUnsynced(this.unsynced.length, err);
+      }
+    }
+    if (this.walFd !== null) closeSync(this.walFd);
+    this.walFd = null;
     this.db.close();
   }
 }

@@ -1,0 +1,109 @@
+// Group commit and durability of the store on a real SQLite file: a write resolves only once the
+// WAL has been synced after its commit; transactions committed while a sync runs wait for the next
+// one; a failed sync rejects the writes it covered. The sync call is handed in by the test so it
+// decides when a sync finishes; everything else (SQLite, the WAL file, the descriptor) is real.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fstatSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { Store } from '../../src/store/sqlite.ts';
+import { tempDir } from '../support/bridge.ts';
+
+const tmp = tempDir('bm-store-sync-');
+after(() => tmp.cleanup());
+
+type Done = (err: NodeJS.ErrnoException | null) => void;
+
+function controlledStore(name: string) {
+  const syncs: { fd: number; done: Done }[] = [];
+  const store = new Store({ file: path.join(tmp.dir, `${name}.sqlite`), syncFile: (fd, done) => syncs.push({ fd, done }) });
+  store.db.exec('CREATE TABLE t (v TEXT NOT NULL)');
+  const insert = store.db.prepare('INSERT INTO t (v) VALUES (?)');
+  const put = (v: string) => store.writeStatements(() => insert.run(v));
+  const rows = () => (store.db.prepare('SELECT v FROM t ORDER BY rowid').all() as { v: string }[]).map((r) => r.v);
+  return { store, syncs, put, rows };
+}
+
+/** Lets setImmediate callbacks (the group commit) run. */
+const turn = () => new Promise<void>((r) => setImmediate(r));
+
+function state(p: Promise<unknown>): Promise<'pending' | 'resolved' | 'rejected'> {
+  return Promise.race([p.then(() => 'resolved' as const, () => 'rejected' as const), turn().then(() => 'pending' as const)]);
+}
+
+test('a committed write resolves only after the WAL sync that follows its commit', async () => {
+  const { store, syncs, put, rows } = controlledStore('order');
+  let committedCalls = 0;
+  store.onCommitted(() => committedCalls++);
+  const a = put('a');
+  const b = put('b');
+  await turn();
+  assert.deepEqual(rows(), ['a', 'b'], 'both are committed in one transaction');
+  assert.equal(syncs.length, 1, 'one sync started for the batch');
+  // The descriptor is the WAL file of this database.
+  assert.equal(fstatSync(syncs[0]!.fd).ino, statSync(path.join(tmp.dir, 'order.sqlite-wal')).ino);
+  assert.equal(await state(a), 'pending');
+  assert.equal(committedCalls, 0, 'listeners wait for the sync too');
+
+  // Committed while the first sync runs: waits for a second sync.
+  const c = put('c');
+  await turn();
+  assert.deepEqual(rows(), ['a', 'b', 'c']);
+  assert.equal(syncs.length, 1, 'only one sync at a time');
+
+  syncs[0]!.done(null);
+  assert.equal(await state(a), 'resolved');
+  assert.equal(await state(b), 'resolved');
+  assert.equal(await state(c), 'pending', 'committed after the first sync began');
+  assert.equal(committedCalls, 1);
+  assert.equal(syncs.length, 2, 'the next sync starts at once');
+
+  syncs[1]!.done(null);
+  assert.equal(await state(c), 'resolved');
+  assert.equal(committedCalls, 2);
+  store.close();
+});
+
+test('a failed sync rejects the writes it covered and tells the failure listeners', async () => {
+  const { store, syncs, put } = controlledStore('failing');
+  let failures = 0;
+  store.onCommitFailed(() => failures++);
+  const a = put('a');
+  await turn();
+  const ioError = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+  syncs[0]!.done(ioError);
+  await assert.rejects(a, /EIO/);
+  assert.equal(failures, 1);
+  // The store keeps working.
+  const b = put('b');
+  await turn();
+  syncs[1]!.done(null);
+  assert.equal(await state(b), 'resolved');
+  store.close();
+});
+
+test('close() syncs and settles what is committed or queued, then closes', async () => {
+  const { store, syncs, put } = controlledStore('closing');
+  const a = put('a');
+  await turn();
+  const b = put('b'); // queued, not yet committed
+  assert.equal(syncs.length, 1);
+  store.close(); // the sync still running never has to finish
+  assert.equal(await state(a), 'resolved');
+  assert.equal(await state(b), 'resolved');
+  const reopened = new Store({ file: path.join(tmp.dir, 'closing.sqlite') });
+  assert.deepEqual((reopened.db.prepare('SELECT v FROM t ORDER BY rowid').all() as { v: string }[]).map((r) => r.v), ['a', 'b']);
+  reopened.close();
+});
+
+test('the real sync: writes resolve and are in the file after reopening', async () => {
+  const file = path.join(tmp.dir, 'real.sqlite');
+  const store = new Store({ file });
+  store.db.exec('CREATE TABLE t (v TEXT NOT NULL)');
+  const insert = store.db.prepare('INSERT INTO t (v) VALUES (?)');
+  await Promise.all(Array.from({ length: 50 }, (_, i) => store.writeStatements(() => insert.run(`v${i}`))));
+  store.close();
+  const reopened = new Store({ file });
+  assert.equal((reopened.db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n, 50);
+  reopened.close();
+});
