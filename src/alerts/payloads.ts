@@ -31,21 +31,43 @@ export interface TaskEnrichment {
  * they are empty.
  */
 export function taskFailureFullPayload(event: SchedulerEvent, enrichment: TaskEnrichment, enrichmentError?: string): string {
-  return JSON.stringify({
-    ...fullPayloadHead(event, enrichment),
-    qs_taskMetadata: enrichment.taskFull ?? {},
-    ...errorTail(enrichmentError),
-  });
+  return jsonObject([
+    JSON.stringify(fullPayloadHead(event, enrichment)),
+    `{"qs_taskMetadata":${sharedJson(enrichment.taskFull ?? {})}}`,
+    JSON.stringify(errorTail(enrichmentError)),
+  ]);
 }
 
 /** P8: as P6, with `qs_appMetadata` (the raw app/full object) just before `qs_taskMetadata`. */
 export function taskAbortedFullPayload(event: SchedulerEvent, enrichment: TaskEnrichment, enrichmentError?: string): string {
-  return JSON.stringify({
-    ...fullPayloadHead(event, enrichment),
-    qs_appMetadata: enrichment.appFull ?? {},
-    qs_taskMetadata: enrichment.taskFull ?? {},
-    ...errorTail(enrichmentError),
-  });
+  return jsonObject([
+    JSON.stringify(fullPayloadHead(event, enrichment)),
+    `{"qs_appMetadata":${sharedJson(enrichment.appFull ?? {})},"qs_taskMetadata":${sharedJson(enrichment.taskFull ?? {})}}`,
+    JSON.stringify(errorTail(enrichmentError)),
+  ]);
+}
+
+const sharedJsonText = new WeakMap<object, string>();
+
+/**
+ * JSON text of a QRS object. The QRS client shares its answers frozen (src/sense/qrs-client.ts), so
+ * the text of one cannot change and is made once, not for every alert that embeds it (the task/full
+ * object is most of a full message's bytes).
+ */
+function sharedJson(value: object): string {
+  if (!Object.isFrozen(value)) return JSON.stringify(value);
+  let text = sharedJsonText.get(value);
+  if (text === undefined) {
+    text = JSON.stringify(value);
+    sharedJsonText.set(value, text);
+  }
+  return text;
+}
+
+/** The members of several JSON object texts as one object, in order: the bytes JSON.stringify gives for the merged object. */
+export function jsonObject(objects: string[]): string {
+  const members = objects.map((o) => o.slice(1, -1)).filter((m) => m.length > 0);
+  return `{${members.join(',')}}`;
 }
 
 export interface ServiceState {

@@ -79,6 +79,21 @@ describe('P6 task failure full payload', () => {
     );
   });
 
+  it('gives the same bytes for the frozen objects the QRS client shares, every time, per object', () => {
+    const plain = taskFailureFullPayload(FAILED, { taskFull, appFull });
+    const plainAborted = taskAbortedFullPayload(ABORTED, { taskFull, appFull });
+    const frozenTask = deepFrozenCopy(taskFull);
+    const frozenApp = deepFrozenCopy(appFull);
+    for (let i = 0; i < 2; i++) {
+      assert.equal(taskFailureFullPayload(FAILED, { taskFull: frozenTask, appFull: frozenApp }), plain);
+      assert.equal(taskAbortedFullPayload(ABORTED, { taskFull: frozenTask, appFull: frozenApp }), plainAborted);
+    }
+    // Another frozen task object is not answered with the first one's text.
+    const other = deepFrozenCopy({ ...taskFull, name: 'Another task' });
+    assert.match(taskFailureFullPayload(FAILED, { taskFull: other, appFull: frozenApp }), /"qs_taskMetadata":\{[^]*"name":"Another task"/);
+    assert.equal(taskFailureFullPayload(FAILED, { taskFull: frozenTask, appFull: frozenApp }, 'x'), taskFailureFullPayload(FAILED, { taskFull, appFull }, 'x'));
+  });
+
   it('appends enrichmentError last and uses [] and {} for what QRS could not give', () => {
     assert.equal(
       taskFailureFullPayload(FAILED, {}, 'QRS unreachable: connect ECONNREFUSED 10.0.0.5:4242'),
@@ -218,3 +233,15 @@ describe('session and connection payloads', () => {
     );
   });
 });
+
+function deepFrozenCopy<T>(value: T): T {
+  const copy = structuredClone(value);
+  const freeze = (v: unknown) => {
+    if (v !== null && typeof v === 'object') {
+      Object.freeze(v);
+      Object.values(v).forEach(freeze);
+    }
+  };
+  freeze(copy);
+  return copy;
+}
