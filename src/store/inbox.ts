@@ -51,7 +51,7 @@ export class Inbox {
   private count: number;
   /** Keys of events accepted but not yet completed; they count as seen. */
   private readonly inProgress = new Map<string, number>();
-  /** Keys of completed events, with expiry time (ms). Mirrors the dedup table. */
+  /** Keys of completed events, with expiry time (ms). Mirrors the dedup log (latest expiry per key). */
   private readonly burned = new Map<string, number>();
   private readonly stmts;
 
@@ -65,15 +65,17 @@ export class Inbox {
     this.stmts = {
       insert: db.prepare('INSERT INTO inbox (source, payload, dedup_key, meta, received_at) VALUES (?, ?, ?, ?, ?)'),
       remove: db.prepare('DELETE FROM inbox WHERE id = ?'),
-      burn: db.prepare('INSERT INTO dedup (key, expires_at) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET expires_at = excluded.expires_at'),
-      purge: db.prepare('DELETE FROM dedup WHERE expires_at <= ?'),
+      burn: db.prepare('INSERT INTO dedup_log (key, expires_at) VALUES (?, ?)'),
+      purge: db.prepare('DELETE FROM dedup_log WHERE expires_at <= ?'),
       pending: db.prepare('SELECT id, source, payload, dedup_key AS dedupKey, meta, received_at AS receivedAt FROM inbox WHERE source = ? AND id > ? ORDER BY id LIMIT ?'),
       oldest: db.prepare('SELECT min(received_at) AS t FROM inbox'),
     };
     this.count = (db.prepare('SELECT count(*) AS n FROM inbox').get() as { n: number }).n;
     const now = Date.now();
     this.stmts.purge.run(now);
-    for (const r of db.prepare('SELECT key, expires_at AS e FROM dedup').all() as { key: string; e: number }[]) this.burned.set(r.key, r.e);
+    for (const r of db.prepare('SELECT key, expires_at AS e FROM dedup_log').all() as { key: string; e: number }[]) {
+      if ((this.burned.get(r.key) ?? 0) < r.e) this.burned.set(r.key, r.e);
+    }
     for (const r of db.prepare('SELECT id, dedup_key AS k FROM inbox WHERE dedup_key IS NOT NULL').all() as { id: number; k: string }[]) this.inProgress.set(r.k, r.id);
     store.onCommitFailed(() => {
       this.count = (db.prepare('SELECT count(*) AS n FROM inbox').get() as { n: number }).n;

@@ -36,6 +36,13 @@ const MIGRATIONS: string[] = [
    );
    CREATE TABLE dedup (key TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
    CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // Dedup keys as an append-only log: a key table indexed by random UUIDs dirtied a different B-tree
+  // page (two, with its index) for nearly every completed event, each page written to the WAL at the
+  // next commit. Appends touch the last page only; the keys are read into memory at start-up (the
+  // latest expiry of a key wins) and expired rows are deleted now and then.
+  `CREATE TABLE dedup_log (expires_at INTEGER NOT NULL, key TEXT NOT NULL);
+   INSERT INTO dedup_log (expires_at, key) SELECT expires_at, key FROM dedup ORDER BY expires_at;
+   DROP TABLE dedup;`,
 ];
 
 export interface StoreOptions {
