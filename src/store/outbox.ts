@@ -47,7 +47,7 @@ export class Outbox implements MessageSink {
     this.bytes = totals.b;
     this.insertStmt = db.prepare('INSERT INTO outbox (topic, payload, qos, retain, kind, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.peekStmt = db.prepare('SELECT id, topic, payload, qos, retain, kind, created_at AS createdAt FROM outbox WHERE id > ? ORDER BY id LIMIT ?');
-    this.deleteStmt = db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes');
+    this.deleteStmt = db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ? RETURNING bytes');
     this.oldestStmt = db.prepare('SELECT min(created_at) AS t FROM outbox');
     store.onCommitFailed(() => this.recount());
     this.updateGauges();
@@ -126,10 +126,16 @@ export class Outbox implements MessageSink {
   /** Removes acknowledged rows (group-committed with other writes). */
   async remove(ids: number[]): Promise<void> {
     if (ids.length === 0) return;
+    // Acknowledgements come mostly in id order: one statement per run of consecutive ids.
+    const sorted = ids.length > 1 ? [...ids].sort((a, b) => a - b) : ids;
     await this.store.writeStatements(() => {
-      for (const id of ids) {
-        const r = this.deleteStmt.get(id) as { bytes: number } | undefined;
-        if (r) {
+      let i = 0;
+      while (i < sorted.length) {
+        const first = sorted[i] as number;
+        let last = first;
+        while (i + 1 < sorted.length && (sorted[i + 1] as number) <= last + 1) last = sorted[++i] as number;
+        i++;
+        for (const r of this.deleteStmt.iterate(first, last) as IterableIterator<{ bytes: number }>) {
           this.count -= 1;
           this.bytes -= r.bytes;
         }
