@@ -28,9 +28,14 @@ export interface OutboxOptions {
   checkTopic?: (topic: string) => string | null;
 }
 
+/** At most this many committed rows wait in memory for the Publisher (more are read from the file). */
+const FRESH_MAX = 2000;
+
 export class Outbox implements MessageSink {
   private count = 0;
   private bytes = 0;
+  /** Rows committed by this process and not read yet, in id order (see peek()). */
+  private readonly fresh = new Map<number, OutboxRow>();
   private readonly insertStmt;
   private readonly peekStmt;
   private readonly deleteStmt;
@@ -108,6 +113,14 @@ export class Outbox implements MessageSink {
     if (this.count + prepared.length > this.options.maxMessages) throw new OutboxFullError('messages', this.count, this.options.maxMessages);
     if (this.bytes + addBytes > this.options.maxBytes) throw new OutboxFullError('bytes', this.bytes, this.options.maxBytes);
     const ids = prepared.map((p) => Number(this.insertStmt.run(p.m.topic, p.payload, p.qos, p.m.retain ? 1 : 0, p.m.kind ?? 'other', p.bytes, now).lastInsertRowid));
+    this.store.onDurable(() => {
+      prepared.forEach((p, i) => {
+        // A caller's Buffer could still be changed by the caller; such rows are read from the file.
+        if (this.fresh.size >= FRESH_MAX || typeof p.m.payload !== 'string') return;
+        const id = ids[i] as number;
+        this.fresh.set(id, { id, topic: p.m.topic, payload: p.payload, qos: p.qos, retain: Boolean(p.m.retain), kind: p.m.kind ?? 'other', createdAt: now });
+      });
+    });
     // Nothing after this point can throw, so the counters only move for rows that will commit
     // (a failed commit of the whole batch triggers recount()).
     this.count += prepared.length;
@@ -117,15 +130,40 @@ export class Outbox implements MessageSink {
     return ids;
   }
 
-  /** Rows after `afterId`, oldest first. Reads committed data only. */
+  /**
+   * Rows after `afterId`, oldest first. Reads committed data only. Rows this process committed and
+   * nobody has read yet are handed over from memory as long as their ids follow `afterId` without a
+   * gap (a gap: a row written by another process, one left out of memory, or one already removed);
+   * otherwise from the file. Reading back what was just written was about 7% of the bridge's time in a
+   * storm (bench/storm.ts). Either way the caller gets the same rows.
+   */
   peek(afterId: number, limit: number): OutboxRow[] {
-    const rows = this.peekStmt.all(afterId, limit) as (Omit<OutboxRow, 'retain'> & { retain: number })[];
-    return rows.map((r) => ({ ...r, retain: r.retain === 1 }));
+    if (this.fresh.has(afterId + 1)) {
+      const out: OutboxRow[] = [];
+      for (let id = afterId + 1; out.length < limit; id++) {
+        const row = this.fresh.get(id);
+        if (row === undefined) break;
+        this.fresh.delete(id);
+        out.push(row);
+      }
+      return out;
+    }
+    const rows = (this.peekStmt.all(afterId, limit) as (Omit<OutboxRow, 'retain'> & { retain: number })[]).map((r) => ({ ...r, retain: r.retain === 1 }));
+    if (this.fresh.size > 0) {
+      for (const r of rows) this.fresh.delete(r.id);
+      // Rows at or before what was asked for have been read (or removed) some other way.
+      for (const id of this.fresh.keys()) {
+        if (id > afterId) break;
+        this.fresh.delete(id);
+      }
+    }
+    return rows;
   }
 
   /** Removes acknowledged rows (group-committed with other writes). */
   async remove(ids: number[]): Promise<void> {
     if (ids.length === 0) return;
+    for (const id of ids) this.fresh.delete(id);
     // Acknowledgements come mostly in id order: one statement per run of consecutive ids.
     const sorted = ids.length > 1 ? [...ids].sort((a, b) => a - b) : ids;
     await this.store.writeStatements(() => {
@@ -146,6 +184,7 @@ export class Outbox implements MessageSink {
 
   /** After a rolled-back transaction the in-memory totals may be off; this re-reads them. */
   recount(): void {
+    this.fresh.clear();
     const totals = this.store.db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
     this.count = totals.n;
     this.bytes = totals.b;

@@ -65,9 +65,16 @@ interface PendingWrite {
   reject: (err: unknown) => void;
 }
 
+interface Outcome {
+  ok: boolean;
+  value: unknown;
+  /** Registered with onDurable() by a write that succeeded. */
+  hooks?: (() => void)[];
+}
+
 interface CommittedBatch {
   batch: PendingWrite[];
-  outcomes: { ok: boolean; value: unknown }[];
+  outcomes: Outcome[];
 }
 
 export class Store {
@@ -79,6 +86,8 @@ export class Store {
   /** The WAL file, opened after the first commit (null: in memory, or NORMAL). */
   private walFd: number | null = null;
   private readonly syncWal: boolean;
+  /** While a write runs inside a batch: where its onDurable() callbacks go. */
+  private collecting: (() => void)[] | null = null;
   private readonly syncFile: NonNullable<StoreOptions['syncFile']>;
   private scheduled = false;
   private closed = false;
@@ -86,7 +95,7 @@ export class Store {
   private readonly committedListeners: (() => void)[] = [];
   private readonly failedListeners: (() => void)[] = [];
   /** Built once: better-sqlite3 makes new wrapper functions on every db.transaction() call. */
-  private readonly runBatch: (batch: PendingWrite[], outcomes: { ok: boolean; value: unknown }[]) => void;
+  private readonly runBatch: (batch: PendingWrite[], outcomes: Outcome[]) => void;
 
   constructor(options: StoreOptions) {
     if (options.file !== ':memory:') mkdirSync(path.dirname(options.file), { recursive: true });
@@ -99,12 +108,17 @@ export class Store {
     this.migrate();
     // Called inside the batch's transaction, so each write gets its own savepoint.
     const inSavepoint = this.db.transaction((w: PendingWrite) => w.run(this.db));
-    this.runBatch = this.db.transaction((batch: PendingWrite[], outcomes: { ok: boolean; value: unknown }[]) => {
+    this.runBatch = this.db.transaction((batch: PendingWrite[], outcomes: Outcome[]) => {
       for (const w of batch) {
         try {
-          outcomes.push({ ok: true, value: w.savepoint ? inSavepoint(w) : w.run(this.db) });
+          const hooks: (() => void)[] = [];
+          this.collecting = hooks;
+          const value = w.savepoint ? inSavepoint(w) : w.run(this.db);
+          outcomes.push(hooks.length > 0 ? { ok: true, value, hooks } : { ok: true, value });
         } catch (err) {
           outcomes.push({ ok: false, value: err });
+        } finally {
+          this.collecting = null;
         }
       }
     });
@@ -118,6 +132,16 @@ export class Store {
         this.db.pragma(`user_version = ${v + 1}`);
       })();
     }
+  }
+
+  /**
+   * Called from inside a write: runs `fn` once the transaction holding this write is durable, before
+   * the write's promise resolves and before the committed listeners. Dropped if the write or its
+   * batch fails (then nothing of the write is stored).
+   */
+  onDurable(fn: () => void): void {
+    if (this.collecting === null) throw new Error('Store.onDurable() is only valid inside a write');
+    this.collecting.push(fn);
   }
 
   onCommitted(listener: () => void): void {
@@ -164,7 +188,7 @@ export class Store {
     const batch = this.queue;
     this.queue = [];
     if (batch.length === 0) return;
-    const outcomes: { ok: boolean; value: unknown }[] = [];
+    const outcomes: Outcome[] = [];
     try {
       this.runBatch(batch, outcomes);
     } catch (err) {
@@ -200,6 +224,7 @@ export class Store {
 
   private settle(count: number): void {
     const done = this.unsynced.splice(0, count);
+    for (const { outcomes } of done) for (const o of outcomes) if (o.hooks) for (const h of o.hooks) h();
     for (const { batch, outcomes } of done) {
       batch.forEach((w, i) => {
         const o = outcomes[i] as { ok: boolean; value: unknown };
