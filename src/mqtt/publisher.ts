@@ -186,7 +186,7 @@ export class Publisher extends EventEmitter {
       if (err) {
         if (/exceeding packets size|too large|packet size/i.test(err.message)) {
           // The broker will never take it: report loudly, count it, and remove it so it cannot block the rest.
-          this.deps.logger.error({ id: row.id, topic: row.topic, bytes: row.payload.length }, `message refused: larger than the broker's maximum packet size; removed from the outbox`);
+          this.deps.logger.error({ id: row.id, topic: row.topic, bytes: typeof row.payload === 'string' ? Buffer.byteLength(row.payload) : row.payload.length }, `message refused: larger than the broker's maximum packet size; removed from the outbox`);
           this.deps.metrics?.messagesRefused.inc({ kind: row.kind, reason: 'too_large_for_broker' });
           this.acknowledge(row, false);
           return;

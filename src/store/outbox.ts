@@ -8,7 +8,8 @@ import type { Metrics } from '../observability/metrics.ts';
 export interface OutboxRow {
   id: number;
   topic: string;
-  payload: Buffer;
+  /** As given to the outbox: text is stored as SQLite TEXT and handed to MQTT.js as a string (no copies). */
+  payload: Buffer | string;
   qos: QoS;
   retain: boolean;
   kind: string;
@@ -105,9 +106,12 @@ export class Outbox implements MessageSink {
   insertInTransaction(_db: Db, messages: OutgoingMessage[]): number[] {
     const now = Date.now();
     const prepared = messages.map((m) => {
-      const payload = typeof m.payload === 'string' ? Buffer.from(m.payload, 'utf8') : m.payload;
+      // Text stays text: SQLite stores it as TEXT (UTF-8) and MQTT.js encodes it as it writes the packet,
+      // so a payload is not copied into a Buffer here and again by MQTT.js (which deep-clones every
+      // QoS 1/2 packet it stores, Buffers included).
+      const payload = m.payload;
       const qos = Math.min(m.qos ?? this.options.defaultQos, this.options.maxQos) as QoS;
-      return { m, payload, qos, bytes: payload.length + Buffer.byteLength(m.topic) };
+      return { m, payload, qos, bytes: (typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) + Buffer.byteLength(m.topic) };
     });
     const addBytes = prepared.reduce((s, p) => s + p.bytes, 0);
     if (this.count + prepared.length > this.options.maxMessages) throw new OutboxFullError('messages', this.count, this.options.maxMessages);
