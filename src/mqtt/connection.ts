@@ -104,6 +104,12 @@ export class BrokerConnection extends EventEmitter {
       this.emit('connect');
     });
     this.client.on('error', (err) => {
+      // While we disconnect, the broker may still deliver a QoS 1 message (under the subscription root,
+      // e.g. our own offline status); MQTT.js then tries to acknowledge it on the ended socket.
+      if (this.stopping && (err as NodeJS.ErrnoException).code === 'ERR_STREAM_WRITE_AFTER_END') {
+        this.deps.logger.debug({ broker: o.name }, `MQTT broker ${o.host}:${o.port}: a message arrived while disconnecting and was not acknowledged (with a persistent session, clean: false, the broker sends it again on the next connect)`);
+        return;
+      }
       this.attemptFailedVisibly = true;
       this.reportRefusal(describeMqttError(err));
     });
@@ -226,12 +232,13 @@ export function coalesceWrites(stream: Writable): void {
   s[COALESCED] = true;
   const write = s.write;
   let held = false;
+  // Writable.end() sends what is corked first, so nothing held is lost at a disconnect.
   const release = () => {
     held = false;
     if (!s.destroyed && s.writableCorked > 0) s.uncork();
   };
   s.write = function (this: Writable, ...args: unknown[]): boolean {
-    if (!held && !s.destroyed) {
+    if (!held && !s.destroyed && !s.writableEnded) {
       held = true;
       s.cork();
       setImmediate(release);

@@ -53,6 +53,11 @@ test('the shipped config: P1 and "online" seen from outside, SIGINT exits 0 and 
     await waitFor(() => sub.lines().includes('qliksense/butler/mqtt/availability online'), 10_000, '"online" from outside');
     const code = await bridge.kill('SIGINT');
     assert.equal(code, 0);
+    // A clean stop says nothing alarming: no warn or error line from the signal on.
+    const fromSignal = bridge.lines.slice(bridge.lines.findIndex((l) => l.includes('SIGINT received: stopping')));
+    assert.ok(fromSignal.length > 1 && fromSignal.some((l) => l.includes('butler-mqtt stopped')), fromSignal.join('\n'));
+    const alarming = fromSignal.filter((l) => /"level":"(warn|error)"/.test(l));
+    assert.deepEqual(alarming, []);
     // The embedded broker stops with the bridge; "offline" was delivered before it closed.
     await waitFor(() => sub.lines().includes('qliksense/butler/mqtt/availability offline'), 5000, '"offline" from outside');
   } finally {
