@@ -207,7 +207,8 @@ export class Store {
     const covered = this.unsynced.length;
     if (covered === 0) return;
     try {
-      this.walFd ??= openSync(`${this.db.name}-wal`, 'r');
+      // Read-write: on Windows fsync (FlushFileBuffers) needs a handle with write access. Nothing is written through it.
+      this.walFd ??= openSync(`${this.db.name}-wal`, 'r+');
     } catch (err) {
       this.failUnsynced(covered, err);
       return;
@@ -249,7 +250,7 @@ export class Store {
     this.closed = true;
     if (this.unsynced.length > 0) {
       try {
-        if (this.syncWal) fsyncSync(this.walFd ?? (this.walFd = openSync(`${this.db.name}-wal`, 'r')));
+        if (this.syncWal) fsyncSync(this.walFd ?? (this.walFd = openSync(`${this.db.name}-wal`, 'r+')));
         this.settle(this.unsynced.length);
       } catch (err) {
         this.failUnsynced(this.unsynced.length, err);
