@@ -68,7 +68,8 @@ export class Inbox {
       burn: db.prepare('INSERT INTO dedup_log (key, expires_at) VALUES (?, ?)'),
       purge: db.prepare('DELETE FROM dedup_log WHERE expires_at <= ?'),
       pending: db.prepare('SELECT id, source, payload, dedup_key AS dedupKey, meta, received_at AS receivedAt FROM inbox WHERE source = ? AND id > ? ORDER BY id LIMIT ?'),
-      oldest: db.prepare('SELECT min(received_at) AS t FROM inbox'),
+      // The first event accepted (lowest id): one B-tree lookup, where min(received_at) read every row.
+      oldest: db.prepare('SELECT received_at AS t FROM inbox ORDER BY id LIMIT 1'),
     };
     this.count = (db.prepare('SELECT count(*) AS n FROM inbox').get() as { n: number }).n;
     const now = Date.now();
@@ -177,8 +178,8 @@ export class Inbox {
   }
 
   oldestAgeSeconds(): number {
-    const r = this.stmts.oldest.get() as { t: number | null };
-    return r.t === null ? 0 : Math.max(0, (Date.now() - r.t) / 1000);
+    const r = this.stmts.oldest.get() as { t: number } | undefined;
+    return r === undefined ? 0 : Math.max(0, (Date.now() - r.t) / 1000);
   }
 
   private updateGauge(): void {

@@ -54,7 +54,9 @@ export class Outbox implements MessageSink {
     this.insertStmt = db.prepare('INSERT INTO outbox (topic, payload, qos, retain, kind, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.peekStmt = db.prepare('SELECT id, topic, payload, qos, retain, kind, created_at AS createdAt FROM outbox WHERE id > ? ORDER BY id LIMIT ?');
     this.deleteStmt = db.prepare('DELETE FROM outbox WHERE id BETWEEN ? AND ? RETURNING bytes');
-    this.oldestStmt = db.prepare('SELECT min(created_at) AS t FROM outbox');
+    // The first row queued (lowest id) rather than min(created_at): that would read every row, payloads
+    // included, on each scrape; this is one B-tree lookup however large the backlog.
+    this.oldestStmt = db.prepare('SELECT created_at AS t FROM outbox ORDER BY id LIMIT 1');
     store.onCommitFailed(() => this.recount());
     this.updateGauges();
   }
@@ -196,8 +198,8 @@ export class Outbox implements MessageSink {
   }
 
   oldestAgeSeconds(): number {
-    const r = this.oldestStmt.get() as { t: number | null };
-    return r.t === null ? 0 : Math.max(0, (Date.now() - r.t) / 1000);
+    const r = this.oldestStmt.get() as { t: number } | undefined;
+    return r === undefined ? 0 : Math.max(0, (Date.now() - r.t) / 1000);
   }
 
   private updateGauges(): void {
