@@ -2,7 +2,7 @@
 // kernel drops before the bridge reads it never reaches `received`; the rest must all be delivered.
 import { sleep } from '../test/support/wait.ts';
 import { launchBridge, sumMetric, type BridgeTuning, type Resources, type Stack } from './lib/stack.ts';
-import { DatagramSender, DeliveryCounter, failureEvent, round } from './lib/traffic.ts';
+import { DatagramSender, DeliveryCounter, failureEvent, round, warmUp } from './lib/traffic.ts';
 
 export interface BurstResult {
   sent: number;
@@ -25,10 +25,7 @@ export async function runBurst(stack: Stack, res: Resources, tuning: BridgeTunin
   const counter = await DeliveryCounter.connect(stack.broker.url);
   const sender = new DatagramSender(ports.udp);
   try {
-    sender.send(failureEvent(-1));
-    await sender.flush();
-    if (!(await counter.waitFor(1, 15_000))) throw new Error('the warm-up event was not delivered');
-    counter.reset();
+    await warmUp(sender, counter);
     const events = Array.from({ length: o.datagrams }, (_, i) => failureEvent(i));
     const t0 = performance.now();
     for (const e of events) sender.send(e);

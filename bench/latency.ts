@@ -5,7 +5,7 @@
 import { guidFor } from '../test/support/qrs-simulator.ts';
 import { sleep } from '../test/support/wait.ts';
 import { launchBridge, type BridgeTuning, type Resources, type Stack } from './lib/stack.ts';
-import { DatagramSender, DeliveryCounter, failureEvent, percentile, round, type BenchEvent } from './lib/traffic.ts';
+import { DatagramSender, DeliveryCounter, failureEvent, percentile, round, warmUp, type BenchEvent } from './lib/traffic.ts';
 
 export interface LatencyResult {
   mode: 'warm' | 'cold';
@@ -46,10 +46,7 @@ export async function runLatency(
   };
   try {
     // Warm-up (both modes): TLS connections to QRS open, the sample task cached.
-    sender.send(failureEvent(-1));
-    await sender.flush();
-    if (!(await counter.waitFor(1, 15_000))) throw new Error('the warm-up event was not delivered');
-    counter.reset();
+    await warmUp(sender, counter);
     const total = o.ratePerSecond * o.seconds;
     const run = `${Date.now()}`;
     const make = (i: number): BenchEvent => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from '../test/support/wait.ts';
 import { busyPercent, cpuReading, launchBridge, sumMetric, type BridgeTuning, type Resources, type Stack } from './lib/stack.ts';
-import { DatagramSender, DeliveryCounter, failureEvent, round } from './lib/traffic.ts';
+import { DatagramSender, DeliveryCounter, failureEvent, round, warmUp } from './lib/traffic.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -75,10 +75,7 @@ export async function runStorm(stack: Stack, res: Resources, tuning: BridgeTunin
   const sender = new DatagramSender(ports.udp);
   try {
     // Warm the QRS cache: one event for the same task and app, then the storm.
-    sender.send(failureEvent(-1));
-    await sender.flush();
-    if (!(await counter.waitFor(1, 15_000))) throw new Error('the warm-up event was not delivered');
-    counter.reset();
+    await warmUp(sender, counter);
     const qrsBefore = stack.qrs.requests.length;
     const events = Array.from({ length: o.events }, (_, i) => failureEvent(i));
     const cpu0 = bridge.cpuSeconds();

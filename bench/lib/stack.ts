@@ -8,7 +8,7 @@ import path from 'node:path';
 import { startBroker, type TestBroker } from '../../test/support/broker.ts';
 import { createTestPki, type TestPki } from '../../test/support/certs.ts';
 import { QrsSimulator } from '../../test/support/qrs-simulator.ts';
-import { REPO_ROOT, baseButler, deepMerge, writeConfig } from '../../test/support/bridge.ts';
+import { REPO_ROOT, baseButler, collectLines, deepMerge, writeConfig } from '../../test/support/bridge.ts';
 import { freeUdpPort } from '../../test/support/udp.ts';
 import { freePort, sleep } from '../../test/support/wait.ts';
 
@@ -148,20 +148,7 @@ export function spawnBridge(res: Resources, configFile: string, ports: BridgePor
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env },
   });
-  const lines: string[] = [];
-  let partial = '';
-  const onData = (d: Buffer) => {
-    partial += d.toString();
-    const parts = partial.split('\n');
-    partial = parts.pop() ?? '';
-    for (const l of parts) {
-      if (l.length === 0) continue;
-      lines.push(l);
-      if (lines.length > 400) lines.splice(0, lines.length - 200);
-    }
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
+  const lines = collectLines(child, 200);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const pid = child.pid ?? 0;
   const base = `http://127.0.0.1:${ports.http}`;

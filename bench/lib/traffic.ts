@@ -162,6 +162,17 @@ export class DatagramSender {
 }
 
 /** Nearest-rank percentile of already sorted values. */
+/**
+ * One event for the sample task and app, delivered before the measurement starts: the bridge has its
+ * QRS answers cached and its connections warm. The counter is reset afterwards.
+ */
+export async function warmUp(sender: DatagramSender, counter: DeliveryCounter): Promise<void> {
+  sender.send(failureEvent(-1));
+  await sender.flush();
+  if (!(await counter.waitFor(1, 15_000))) throw new Error('the warm-up event was not delivered');
+  counter.reset();
+}
+
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));

@@ -77,22 +77,32 @@ export interface ChildBridge {
 }
 
 /** Starts `butler-mqtt run --config <file>` as a child process; resolves once it logged that it started. */
-export async function spawnBridge(configFile: string, args: string[] = ['run'], env: NodeJS.ProcessEnv = {}): Promise<ChildBridge> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts'), ...args, '--config', configFile], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
+/**
+ * The non-empty lines a child process writes to stdout and stderr, as they come. With `keep`, only
+ * about the last `keep` lines are held (a long run, e.g. a benchmark).
+ */
+export function collectLines(child: ChildProcess, keep = Infinity): string[] {
   const lines: string[] = [];
   let partial = '';
   const onData = (d: Buffer) => {
     partial += d.toString();
     const parts = partial.split('\n');
     partial = parts.pop() ?? '';
-    lines.push(...parts.filter((l) => l.length > 0));
+    for (const l of parts) if (l.length > 0) lines.push(l);
+    if (lines.length > 2 * keep) lines.splice(0, lines.length - keep);
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
+  return lines;
+}
+
+export async function spawnBridge(configFile: string, args: string[] = ['run'], env: NodeJS.ProcessEnv = {}): Promise<ChildBridge> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts'), ...args, '--config', configFile], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  const lines = collectLines(child);
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const bridge: ChildBridge = {
     child,
