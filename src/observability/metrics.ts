@@ -2,7 +2,7 @@
 // every part that counts something. Label values are small fixed sets (source, reason, kind).
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 
-export type SampledGauge = 'outboxOldestAge' | 'inboxOldestAge';
+export type SampledGauge = 'outboxDepth' | 'outboxBytes' | 'outboxOldestAge' | 'inboxDepth' | 'inboxOldestAge';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -16,10 +16,10 @@ export class Metrics {
   readonly messagesDelivered = new Counter({ name: 'butler_mqtt_messages_delivered_total', help: 'Messages acknowledged by the broker (or written, for QoS 0), by kind', labelNames: ['kind'] as const, registers: [this.registry] });
   readonly messagesRefused = new Counter({ name: 'butler_mqtt_messages_refused_total', help: 'Messages refused at enqueue, by kind and reason', labelNames: ['kind', 'reason'] as const, registers: [this.registry] });
 
-  readonly outboxDepth = new Gauge({ name: 'butler_mqtt_outbox_messages', help: 'Messages waiting in the outbox', registers: [this.registry] });
-  readonly outboxBytes = new Gauge({ name: 'butler_mqtt_outbox_bytes', help: 'Payload bytes waiting in the outbox', registers: [this.registry] });
+  readonly outboxDepth = new Gauge({ name: 'butler_mqtt_outbox_messages', help: 'Messages waiting in the outbox', registers: [this.registry], collect: () => this.sample('outboxDepth') });
+  readonly outboxBytes = new Gauge({ name: 'butler_mqtt_outbox_bytes', help: 'Payload bytes waiting in the outbox', registers: [this.registry], collect: () => this.sample('outboxBytes') });
   readonly outboxOldestAge = new Gauge({ name: 'butler_mqtt_outbox_oldest_age_seconds', help: 'Age of the oldest outbox message', registers: [this.registry], collect: () => this.sample('outboxOldestAge') });
-  readonly inboxDepth = new Gauge({ name: 'butler_mqtt_inbox_events', help: 'Accepted events not yet fully handled', registers: [this.registry] });
+  readonly inboxDepth = new Gauge({ name: 'butler_mqtt_inbox_events', help: 'Accepted events not yet fully handled', registers: [this.registry], collect: () => this.sample('inboxDepth') });
   readonly inboxOldestAge = new Gauge({ name: 'butler_mqtt_inbox_oldest_age_seconds', help: 'Age of the oldest inbox event', registers: [this.registry], collect: () => this.sample('inboxOldestAge') });
 
   readonly brokerConnected = new Gauge({ name: 'butler_mqtt_broker_connected', help: '1 when connected to the broker', labelNames: ['broker'] as const, registers: [this.registry] });
@@ -40,8 +40,10 @@ export class Metrics {
   }
 
   /**
-   * Reads the gauge's value from `read` at every scrape (e.g. the age of the oldest outbox row, which
-   * changes with time, not with events). A read that throws leaves the previous value.
+   * Reads the gauge's value from `read` at every scrape: the age of the oldest outbox row, which
+   * changes with time, not with events; the outbox and inbox depths, read from the stores' own
+   * counters so a scrape never shows a value older than the store's (a gauge set after each commit
+   * trailed it until the commit's sync finished). A read that throws leaves the previous value.
    */
   sampleOnCollect(gauge: SampledGauge, read: () => number): void {
     this.samplers.set(gauge, read);

@@ -81,7 +81,7 @@ export class Inbox {
     store.onCommitFailed(() => {
       this.count = (db.prepare('SELECT count(*) AS n FROM inbox').get() as { n: number }).n;
     });
-    this.updateGauge();
+    metrics?.sampleOnCollect('inboxDepth', () => this.count);
   }
 
   get depth(): number {
@@ -111,7 +111,6 @@ export class Inbox {
     try {
       const id = await this.store.writeStatements(() => Number(this.stmts.insert.run(source, payload, dedupKey, meta, Date.now()).lastInsertRowid));
       if (dedupKey !== null) this.inProgress.set(dedupKey, id);
-      this.updateGauge();
       return { status: 'accepted', id };
     } catch (err) {
       this.count -= 1;
@@ -151,7 +150,6 @@ export class Inbox {
       this.inProgress.delete(row.dedupKey);
       this.burned.set(ownCopy(row.dedupKey), expires);
     }
-    this.updateGauge();
     return ids;
   }
 
@@ -163,7 +161,6 @@ export class Inbox {
     await this.store.writeStatements(() => this.stmts.remove.run(row.id));
     this.count -= 1;
     if (row.dedupKey !== null) this.inProgress.delete(row.dedupKey);
-    this.updateGauge();
   }
 
   /** Events of a source still waiting, oldest first (used at start-up and to refill the work queue). */
@@ -180,9 +177,5 @@ export class Inbox {
   oldestAgeSeconds(): number {
     const r = this.stmts.oldest.get() as { t: number } | undefined;
     return r === undefined ? 0 : Math.max(0, (Date.now() - r.t) / 1000);
-  }
-
-  private updateGauge(): void {
-    this.metrics?.inboxDepth.set(this.count);
   }
 }

@@ -58,7 +58,8 @@ export class Outbox implements MessageSink {
     // included, on each scrape; this is one B-tree lookup however large the backlog.
     this.oldestStmt = db.prepare('SELECT created_at AS t FROM outbox ORDER BY id LIMIT 1');
     store.onCommitFailed(() => this.recount());
-    this.updateGauges();
+    metrics?.sampleOnCollect('outboxDepth', () => this.count);
+    metrics?.sampleOnCollect('outboxBytes', () => this.bytes);
   }
 
   get depth(): number {
@@ -132,7 +133,6 @@ export class Outbox implements MessageSink {
     this.count += prepared.length;
     this.bytes += addBytes;
     for (const p of prepared) this.metrics?.messagesEnqueued.inc({ kind: p.m.kind ?? 'other' });
-    this.updateGauges();
     return ids;
   }
 
@@ -185,7 +185,6 @@ export class Outbox implements MessageSink {
         }
       }
     });
-    this.updateGauges();
   }
 
   /** After a rolled-back transaction the in-memory totals may be off; this re-reads them. */
@@ -194,18 +193,11 @@ export class Outbox implements MessageSink {
     const totals = this.store.db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
     this.count = totals.n;
     this.bytes = totals.b;
-    this.updateGauges();
   }
 
   oldestAgeSeconds(): number {
     const r = this.oldestStmt.get() as { t: number } | undefined;
     return r === undefined ? 0 : Math.max(0, (Date.now() - r.t) / 1000);
-  }
-
-  private updateGauges(): void {
-    if (!this.metrics) return;
-    this.metrics.outboxDepth.set(this.count);
-    this.metrics.outboxBytes.set(this.bytes);
   }
 }
 

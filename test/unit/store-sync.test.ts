@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { fstatSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Store } from '../../src/store/sqlite.ts';
+import { Outbox } from '../../src/store/outbox.ts';
+import { Inbox } from '../../src/store/inbox.ts';
+import { Metrics } from '../../src/observability/metrics.ts';
 import { tempDir } from '../support/bridge.ts';
 
 const tmp = tempDir('bm-store-sync-');
@@ -106,4 +109,42 @@ test('the real sync: writes resolve and are in the file after reopening', async 
   const reopened = new Store({ file });
   assert.equal((reopened.db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n, 50);
   reopened.close();
+});
+
+test('the depth gauges match the stores while a sync is still running', async () => {
+  // A gauge set only once a write resolved showed the old depth to a scrape made between the commit
+  // and the end of its sync (seen as a flaky /metrics test).
+  const syncs: Done[] = [];
+  const store = new Store({ file: path.join(tmp.dir, 'gauges.sqlite'), syncFile: (_fd, done) => syncs.push(done) });
+  const metrics = new Metrics({ processMetrics: false });
+  const outbox = new Outbox(store, { maxMessages: 100, maxBytes: 1 << 20, defaultQos: 1, maxQos: 2, maxPacketBytes: 0 }, metrics);
+  const inbox = new Inbox(store, outbox, { maxEvents: 100, dedupTtlMs: 60_000 }, metrics);
+  const finishSyncs = async () => {
+    while (syncs.length > 0) {
+      syncs.shift()!(null);
+      await turn();
+    }
+  };
+  const gauge = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values[0]?.value;
+  const enqueued = outbox.enqueue([{ topic: 'g/1', payload: 'abc' }, { topic: 'g/2', payload: 'de' }]);
+  const accepted = inbox.accept('test', Buffer.from('x'));
+  await turn();
+  assert.equal(syncs.length, 1, 'committed, sync outstanding');
+  assert.equal(await gauge('butler_mqtt_outbox_messages'), 2);
+  assert.equal(await gauge('butler_mqtt_outbox_bytes'), outbox.byteSize);
+  assert.ok(outbox.byteSize > 0);
+  assert.equal(await gauge('butler_mqtt_inbox_events'), 1);
+  await finishSyncs();
+  const ids = await enqueued;
+  await accepted;
+
+  const removed = outbox.remove(ids);
+  await turn();
+  assert.equal(await state(removed), 'pending', 'the delete waits for its sync');
+  assert.equal(outbox.depth, 0);
+  assert.equal(await gauge('butler_mqtt_outbox_messages'), 0);
+  assert.equal(await gauge('butler_mqtt_outbox_bytes'), 0);
+  await finishSyncs();
+  await removed;
+  store.close();
 });
