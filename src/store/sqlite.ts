@@ -7,13 +7,17 @@
 // not sync it; checkpoints still sync) and the store syncs the WAL file itself on libuv's thread
 // pool, resolving the writes of every transaction committed before that sync started only when it
 // has finished. A resolved write is on disk exactly as with FULL; the event loop keeps working
-// (and gathering the next batch) while the disk catches up. One sync at a time; transactions
-// committed meanwhile wait for the next one.
+// (and gathering the next batch) while the disk catches up. One sync at a time; writes queued
+// meanwhile are committed together when it ends (they could not be durable sooner anyway), so
+// there is one transaction per sync and each page is written to the WAL once per sync.
 import Database from 'better-sqlite3';
 import { closeSync, fsync, fsyncSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 
 export type Db = Database.Database;
+
+/** WAL size (in pages) at which SQLite checkpoints; the WAL file stays at about this size. */
+export const WAL_CHECKPOINT_PAGES = 10_000;
 
 const MIGRATIONS: string[] = [
   `CREATE TABLE outbox (
@@ -105,6 +109,11 @@ export class Store {
     this.db.pragma('synchronous = NORMAL');
     this.syncFile = options.syncFile ?? fsync;
     this.db.pragma('busy_timeout = 5000');
+    // Checkpoint (copy the WAL back into the database file) every 10,000 pages (40 MiB) instead of
+    // SQLite's 1,000. Outbox rows live for milliseconds, so the WAL holds the same few pages over and
+    // over; a checkpoint copies the latest version of each page once and syncs twice, on the event
+    // loop. Ten times fewer checkpoints: storm median 9,666 -> 10,791 events/s (bench/storm.ts, 5 rounds).
+    this.db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
     this.migrate();
     // Called inside the batch's transaction, so each write gets its own savepoint.
     const inSavepoint = this.db.transaction((w: PendingWrite) => w.run(this.db));
@@ -176,11 +185,16 @@ export class Store {
     if (this.closed) return Promise.reject(new Error('store is closed'));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run: fn, savepoint, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+      // While a sync runs, writes gather and commit when it ends: a write committed now could not be
+      // durable sooner anyway, and one transaction for all of them dirties each page once.
+      if (!this.syncing) this.scheduleFlush();
     });
+  }
+
+  private scheduleFlush(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
   }
 
   private flush(): void {
@@ -219,7 +233,9 @@ export class Store {
       if (this.closed) return; // close() synced and settled everything
       if (err) this.failUnsynced(covered, err);
       else this.settle(covered);
-      this.startSync();
+      // After the callers' continuations (which often write again) have queued their writes.
+      if (this.queue.length > 0) this.scheduleFlush();
+      else this.startSync();
     });
   }
 

@@ -48,22 +48,27 @@ test('a committed write resolves only after the WAL sync that follows its commit
   assert.equal(await state(a), 'pending');
   assert.equal(committedCalls, 0, 'listeners wait for the sync too');
 
-  // Committed while the first sync runs: waits for a second sync.
+  // Queued while the first sync runs: committed together once it has ended, then synced.
   const c = put('c');
   await turn();
-  assert.deepEqual(rows(), ['a', 'b', 'c']);
+  const d = put('d');
+  await turn();
+  assert.deepEqual(rows(), ['a', 'b'], 'nothing is committed while a sync runs');
   assert.equal(syncs.length, 1, 'only one sync at a time');
 
   syncs[0]!.done(null);
   assert.equal(await state(a), 'resolved');
   assert.equal(await state(b), 'resolved');
-  assert.equal(await state(c), 'pending', 'committed after the first sync began');
+  assert.equal(await state(c), 'pending', 'queued after the first sync began');
+  assert.deepEqual(rows(), ['a', 'b', 'c', 'd'], 'committed when the sync ended');
   assert.equal(committedCalls, 1);
-  assert.equal(syncs.length, 2, 'the next sync starts at once');
+  assert.equal(syncs.length, 2, 'the next sync starts with that commit');
 
   syncs[1]!.done(null);
   assert.equal(await state(c), 'resolved');
+  assert.equal(await state(d), 'resolved');
   assert.equal(committedCalls, 2);
+  assert.equal(syncs.length, 2, 'no sync without a commit');
   store.close();
 });
 
