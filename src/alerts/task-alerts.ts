@@ -5,7 +5,7 @@ import type { App } from '../app.ts';
 import type { FeatureContext } from '../features.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { QrsClient, QrsError, QrsResult } from '../sense/qrs-client.ts';
+import type { CachedEndpoint, QrsClient, QrsError, QrsResult } from '../sense/qrs-client.ts';
 import { parseDatagram, type SchedulerEvent } from '../sense/datagram.ts';
 import { UdpListener, sharedUdpOptions, type DatagramParse } from '../sense/udp-listener.ts';
 import type { OutgoingMessage } from '../store/types.ts';
@@ -27,7 +27,13 @@ export interface TaskAlertTopics {
 }
 
 /** The part of the QRS client the alerts use. */
-export type TaskLookup = Pick<QrsClient, 'getTask' | 'getTaskFull' | 'getAppFull'>;
+export type TaskLookup = Pick<QrsClient, 'getTask' | 'getTaskFull' | 'getAppFull'> & Partial<Pick<QrsClient, 'peekCached'>>;
+
+/** One QRS question of the enrichment (SPEC §4). */
+interface LookupStep {
+  endpoint: CachedEndpoint;
+  id: string;
+}
 
 export interface TaskAlertDeps {
   /** null when configQRS.host is empty. */
@@ -65,6 +71,24 @@ export class TaskAlertHandler {
 
   /** The messages for one scheduler event (empty when nothing is to be published). Never throws for QRS trouble. */
   async handle(event: SchedulerEvent): Promise<OutgoingMessage[]> {
+    const early = this.withoutLookups(event);
+    if (early) return early;
+    return this.finish(event, await this.enrich(event));
+  }
+
+  /**
+   * The same messages as handle(), at once, when every QRS answer the event needs is in the cache;
+   * null when one would take a call.
+   */
+  handleNow(event: SchedulerEvent): OutgoingMessage[] | null {
+    const early = this.withoutLookups(event);
+    if (early) return early;
+    const enrichment = this.enrichFromCache(event);
+    return enrichment === null ? null : this.finish(event, enrichment);
+  }
+
+  /** Events that need no QRS lookup: their (empty) result; null for the others. */
+  private withoutLookups(event: SchedulerEvent): OutgoingMessage[] | null {
     const log = this.deps.logger;
     const ctx = { type: event.type, taskId: event.taskId, executionId: event.executionId };
     if (event.type === 'distribute' || event.type === 'engine-reload-failed') {
@@ -75,8 +99,12 @@ export class TaskAlertHandler {
       log.debug(ctx, `reload task "${event.taskName}" succeeded; no success topic is configured`);
       return [];
     }
+    return null;
+  }
 
-    const enrichment = await this.enrich(event);
+  private finish(event: SchedulerEvent, enrichment: Enrichment): OutgoingMessage[] {
+    const log = this.deps.logger;
+    const ctx = { type: event.type, taskId: event.taskId, executionId: event.executionId };
     if (enrichment.kind === 'skip') {
       log.warn(ctx, `reload task event for "${event.taskName}" not alerted: ${enrichment.reason}`);
       return [];
@@ -108,17 +136,44 @@ export class TaskAlertHandler {
     return out;
   }
 
-  /**
-   * SPEC §4: the task must exist (`task`), be a reload task (`task/full`, taskType 0), name an app
-   * that exists (`app/full`). A QRS failure (after the client's own retries) degrades the alert
-   * instead of suppressing it.
-   */
+  /** Asks QRS each question of enrichSteps(), waiting for the answers. */
   private async enrich(event: SchedulerEvent): Promise<Enrichment> {
     const qrs = this.deps.qrs;
     if (qrs === null) return { kind: 'degraded', data: {}, error: QRS_NOT_CONFIGURED };
+    const steps = this.enrichSteps(event);
+    let step = steps.next();
+    while (!step.done) {
+      const { endpoint, id } = step.value;
+      step = steps.next(await (endpoint === 'task' ? qrs.getTask(id) : endpoint === 'task/full' ? qrs.getTaskFull(id) : qrs.getAppFull(id)));
+    }
+    return step.value;
+  }
+
+  /** enrich() from cached answers only; null as soon as one question is not cached. */
+  private enrichFromCache(event: SchedulerEvent): Enrichment | null {
+    const qrs = this.deps.qrs;
+    if (qrs === null) return { kind: 'degraded', data: {}, error: QRS_NOT_CONFIGURED };
+    if (!qrs.peekCached) return null;
+    const steps = this.enrichSteps(event);
+    let step = steps.next();
+    while (!step.done) {
+      const cached = qrs.peekCached(step.value.endpoint, step.value.id);
+      if (cached === undefined) return null;
+      step = steps.next({ ok: true, value: cached });
+    }
+    return step.value;
+  }
+
+  /**
+   * SPEC §4: the task must exist (`task`), be a reload task (`task/full`, taskType 0), name an app
+   * that exists (`app/full`). A QRS failure (after the client's own retries) degrades the alert
+   * instead of suppressing it. Written once as a sequence of questions (yield) and answers, so the
+   * waiting and the cache-only drivers above cannot disagree on a rule.
+   */
+  private *enrichSteps(event: SchedulerEvent): Generator<LookupStep, Enrichment, QrsResult<Record<string, unknown>[]>> {
     if (event.taskId === '') return { kind: 'skip', reason: 'the datagram has no task id' };
 
-    const task = await qrs.getTask(event.taskId);
+    const task = yield { endpoint: 'task', id: event.taskId };
     // Degraded alerts carry none of the QRS fields, even those fetched before the failure, so a
     // consumer sees one shape: datagram fields, empty QRS fields, enrichmentError.
     const degrade = (result: QrsResult<unknown> & { ok: false }, step: string): Enrichment => {
@@ -128,7 +183,7 @@ export class TaskAlertHandler {
     if (!task.ok) return degrade(task, 'task');
     if (task.value.length === 0) return { kind: 'skip', reason: `task ${event.taskId} not found in QRS` };
 
-    const taskFull = await qrs.getTaskFull(event.taskId);
+    const taskFull = yield { endpoint: 'task/full', id: event.taskId };
     if (!taskFull.ok) return degrade(taskFull, 'task/full');
     const taskObject = taskFull.value[0];
     if (taskObject === undefined) return { kind: 'skip', reason: `task ${event.taskId} not found in QRS (task/full)` };
@@ -136,7 +191,7 @@ export class TaskAlertHandler {
     if (taskType !== 0) return { kind: 'skip', reason: `task ${event.taskId} is not a reload task (taskType ${JSON.stringify(taskType)})` };
 
     if (event.appId === '') return { kind: 'skip', reason: 'the datagram has no app id' };
-    const app = await qrs.getAppFull(event.appId);
+    const app = yield { endpoint: 'app/full', id: event.appId };
     if (!app.ok) return degrade(app, 'app/full');
     const appObject = app.value[0];
     if (appObject === undefined) return { kind: 'skip', reason: `app ${event.appId} not found in QRS` };
@@ -205,6 +260,7 @@ export function registerTaskAlerts(app: App, ctx: FeatureContext): void {
       parse: parseSchedulerDatagram,
       describe: describeSchedulerEvent,
       onAccepted: (event) => handler.handle(event),
+      handleNow: (event) => handler.handleNow(event),
       onListening: status('start'),
       onSocketError: status('error'),
     },

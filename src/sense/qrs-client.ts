@@ -32,6 +32,8 @@ export interface QrsClientOptions {
 export type QrsError = UpstreamError;
 export type QrsResult<T> = UpstreamResult<T>;
 export type QrsHealth = UpstreamHealth;
+/** The lookups whose answers are cached (cacheTtlSeconds). */
+export type CachedEndpoint = 'task' | 'task/full' | 'app/full';
 
 const DEFAULTS = { timeoutMs: 10_000, retries: 2, retryBaseMs: 250, cacheTtlMs: 60_000, cacheMaxEntries: 500 };
 const MAX_BACKOFF_MS = 5_000;
@@ -196,7 +198,16 @@ export class QrsClient {
 
   // -------------------------------------------------------------------------------------------------
 
-  private async cachedList(endpoint: 'task' | 'task/full' | 'app/full', id: string): Promise<QrsResult<Record<string, unknown>[]>> {
+  /**
+   * The cached answer of getTask/getTaskFull/getAppFull, without waiting; undefined when it would
+   * take a call (not cached, or expired). Lets a caller finish an event in the same turn.
+   */
+  peekCached(endpoint: CachedEndpoint, id: string): Record<string, unknown>[] | undefined {
+    const hit = this.cache.get(`${endpoint} ${id}`);
+    return hit && hit.expires > Date.now() ? hit.value : undefined;
+  }
+
+  private async cachedList(endpoint: CachedEndpoint, id: string): Promise<QrsResult<Record<string, unknown>[]>> {
     const key = `${endpoint} ${id}`;
     const now = Date.now();
     const hit = this.cache.get(key);

@@ -73,6 +73,14 @@ export interface UdpListenerHandlers<E> {
    * state that moves with the event belongs in a HandledEvent's `step`.
    */
   onAccepted: (event: E, info: AcceptedEventInfo) => Promise<OutgoingMessage[] | HandledEvent>;
+  /**
+   * Optional fast path: handles the event at once, on the receive path, when everything it needs is
+   * at hand (QRS answers in the cache), or returns null when it would have to wait. Handled events
+   * skip the inbox row: their messages are stored and their dedup key burned in one transaction
+   * (Inbox.acceptHandled). Otherwise the same contract as onAccepted; a throw sends the event down
+   * the inbox path, where onAccepted handles it with its retries.
+   */
+  handleNow?: (event: E, info: { from: string }) => OutgoingMessage[] | HandledEvent | null;
   /** One line for the status page's activity list (default: "datagram <inbox id>"). */
   describe?: (event: E) => string;
   /** The socket listens. */
@@ -288,11 +296,17 @@ export class UdpListener<E = Buffer> {
     const parsed = this.parse(msg);
     if (!parsed.ok) return this.reject(parsed.reason, parsed.detail, address);
     const dedupKey = this.options.deduplicate ? parsed.dedupKey : null;
+    if (this.handlers.handleNow && this.canHandleNow() && this.handleNow(msg, parsed.event, dedupKey, address)) return;
+    this.acceptIntoInbox(msg, parsed.event, dedupKey, address);
+  }
+
+  private acceptIntoInbox(msg: Buffer, event: E, dedupKey: string | null, address: string): void {
+    const source = this.options.source;
     this.inbox.accept(source, msg, dedupKey, JSON.stringify({ from: address })).then(
       (outcome) => {
         if (outcome.status === 'duplicate') return this.reject('duplicate', `dedup key ${JSON.stringify(dedupKey)} was seen within the TTL`, address);
         this.metrics.eventsAccepted.inc({ source });
-        this.enqueue({ row: { id: outcome.id, dedupKey }, event: parsed.event, from: address });
+        this.enqueue({ row: { id: outcome.id, dedupKey }, event, from: address });
       },
       (err: unknown) => {
         if (err instanceof InboxFullError) return this.reject('inbox_full', err.message, address);
@@ -300,6 +314,70 @@ export class UdpListener<E = Buffer> {
         this.logger.error({ err: (err as Error).message }, `UDP ${this.options.name}: could not record a datagram from ${address}: ${(err as Error).message}`);
       },
     );
+  }
+
+  /**
+   * The fast path is taken only when no accepted event waits for a worker (it would overtake it) and a
+   * worker slot is free (with maxConcurrent 1, events stay in order).
+   */
+  private canHandleNow(): boolean {
+    const { maxConcurrent, maxSize } = this.options.queue;
+    return !this.stopping && !this.spilled && this.waiting.length === 0 && this.outboxWaits === 0 && this.active < maxConcurrent && this.committing < maxSize;
+  }
+
+  /** True when the event was handled at once (or is a duplicate); false: take the inbox path. */
+  private handleNow(msg: Buffer, event: E, dedupKey: string | null, from: string): boolean {
+    const source = this.options.source;
+    if (dedupKey !== null && this.inbox.isDuplicate(dedupKey)) {
+      this.reject('duplicate', `dedup key ${JSON.stringify(dedupKey)} was seen within the TTL`, from);
+      return true;
+    }
+    let result: OutgoingMessage[] | HandledEvent | null;
+    try {
+      result = this.handlers.handleNow!(event, { from });
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message }, `UDP ${this.options.name}: handling an event at once failed; it goes through the inbox`);
+      return false;
+    }
+    if (result === null) return false;
+    const { messages, step } = Array.isArray(result) ? { messages: result, step: undefined } : result;
+    let stepTopics: string[] = [];
+    const tracked: CompletionStep | undefined = step
+      ? (db) => {
+          const out = step(db);
+          stepTopics = out?.messages?.map((m) => m.topic) ?? [];
+          return out;
+        }
+      : undefined;
+    this.committing += 1;
+    const run = this.inbox.acceptHandled(dedupKey, messages, tracked).then(
+      (outcome) => {
+        if (outcome.status === 'duplicate') return this.reject('duplicate', `dedup key ${JSON.stringify(dedupKey)} was seen within the TTL`, from);
+        this.metrics.eventsAccepted.inc({ source });
+        if (this.activity) {
+          const id = this.activity.event({ source, summary: this.handlers.describe?.(event) ?? `datagram from ${from}` });
+          this.activity.messages(id, outcome.ids, [...messages.map((m) => m.topic), ...stepTopics]);
+        }
+      },
+      (err: unknown) => {
+        if (err instanceof MessageRejectedError) {
+          this.logger.error({ reason: err.reason }, `UDP ${this.options.name}: messages of a datagram from ${from} refused: ${err.message}; event dropped`);
+          this.metrics.eventsRejected.inc({ source, reason: 'message_rejected' });
+          this.activity?.event({ source, summary: this.handlers.describe?.(event) ?? `datagram from ${from}`, rejected: `messages refused: ${err.message}` });
+          return;
+        }
+        // Outbox full or a store error: nothing was stored; the event takes the inbox path, where
+        // it waits for room (or the error is reported) like any other.
+        this.acceptIntoInbox(msg, event, dedupKey, from);
+      },
+    );
+    const tracked2 = run.finally(() => {
+      this.committing -= 1;
+      this.inFlight.delete(tracked2);
+      this.pump();
+    });
+    this.inFlight.add(tracked2);
+    return true;
   }
 
   private reject(reason: string, detail: string, from: string): void {

@@ -1,6 +1,8 @@
 // The durable inbox: an accepted input is recorded here (group-committed) before any slow work, so
 // a crash never loses it. Completing an event stores its outgoing messages, removes the event and
 // burns its dedup key in one transaction: an event is either still here or fully in the outbox.
+// An input that needs no slow work (its QRS answers are cached) skips the row: acceptHandled()
+// stores its messages and burns its key in one transaction.
 import type { Db, Store } from './sqlite.ts';
 import type { Outbox } from './outbox.ts';
 import { OutboxFullError, type OutgoingMessage } from './types.ts';
@@ -128,29 +130,59 @@ export class Inbox {
   async complete(row: Pick<InboxRow, 'id' | 'dedupKey'>, messages: OutgoingMessage[], step?: CompletionStep): Promise<number[]> {
     if (messages.length > 0) this.outbox.validate(messages);
     const expires = Date.now() + this.options.dedupTtlMs;
-    let offered = messages;
-    const ids = await this.store.write((db) => {
-      this.stmts.remove.run(row.id);
-      if (row.dedupKey !== null) this.stmts.burn.run(row.dedupKey, expires);
-      const extra = step?.(db) ?? undefined;
-      const all = extra?.messages?.length ? [...messages, ...extra.messages] : messages;
-      offered = all;
-      if (extra?.messages?.length) this.outbox.validate(extra.messages);
-      // Last: the outbox bounds may throw, and a throw rolls back the whole savepoint.
-      const stored = all.length > 0 ? this.outbox.insertInTransaction(db, all) : [];
-      extra?.applied?.();
-      return stored;
-    }).catch((err: unknown) => {
-      // Counted like a refused enqueue: a full outbox must show in the metrics even though the event waits.
-      if (err instanceof OutboxFullError) for (const m of offered) this.metrics?.messagesRefused.inc({ kind: m.kind ?? 'other', reason: 'outbox_full' });
-      throw err;
-    });
+    const ids = await this.finish(row.dedupKey, expires, messages, step, () => this.stmts.remove.run(row.id), true);
     this.count -= 1;
     if (row.dedupKey !== null) {
       this.inProgress.delete(row.dedupKey);
       this.burned.set(ownCopy(row.dedupKey), expires);
     }
     return ids;
+  }
+
+  /**
+   * Records an input that was handled at once (everything it needed was at hand): its messages go to
+   * the outbox and its dedup key is burned in one transaction, with no inbox row in between. Either
+   * outcome is as durable as accept() followed by complete(): nothing of the input is stored before
+   * the commit, everything after it. Rejects with OutboxFullError (nothing stored; the caller takes
+   * the inbox path instead) or MessageRejectedError.
+   */
+  async acceptHandled(dedupKey: string | null, messages: OutgoingMessage[], step?: CompletionStep): Promise<{ status: 'accepted'; ids: number[] } | { status: 'duplicate' }> {
+    if (dedupKey !== null && this.isDuplicate(dedupKey)) return { status: 'duplicate' };
+    if (messages.length > 0) this.outbox.validate(messages);
+    // Reserved while the commit is pending, so a resend arriving meanwhile is seen as a duplicate.
+    if (dedupKey !== null) this.inProgress.set(dedupKey, -1);
+    const expires = Date.now() + this.options.dedupTtlMs;
+    try {
+      // A full outbox is not counted here: the caller falls back to the inbox path, which counts it.
+      const ids = await this.finish(dedupKey, expires, messages, step, null, false);
+      if (dedupKey !== null) this.burned.set(ownCopy(dedupKey), expires);
+      return { status: 'accepted', ids };
+    } finally {
+      if (dedupKey !== null) this.inProgress.delete(dedupKey);
+    }
+  }
+
+  /** The transaction shared by complete() and acceptHandled(). */
+  private finish(dedupKey: string | null, expires: number, messages: OutgoingMessage[], step: CompletionStep | undefined, removeRow: (() => void) | null, countRefused: boolean): Promise<number[]> {
+    let offered = messages;
+    return this.store
+      .write((db) => {
+        removeRow?.();
+        if (dedupKey !== null) this.stmts.burn.run(dedupKey, expires);
+        const extra = step?.(db) ?? undefined;
+        const all = extra?.messages?.length ? [...messages, ...extra.messages] : messages;
+        offered = all;
+        if (extra?.messages?.length) this.outbox.validate(extra.messages);
+        // Last: the outbox bounds may throw, and a throw rolls back the whole savepoint.
+        const stored = all.length > 0 ? this.outbox.insertInTransaction(db, all) : [];
+        extra?.applied?.();
+        return stored;
+      })
+      .catch((err: unknown) => {
+        // Counted like a refused enqueue: a full outbox must show in the metrics even though the event waits.
+        if (countRefused && err instanceof OutboxFullError) for (const m of offered) this.metrics?.messagesRefused.inc({ kind: m.kind ?? 'other', reason: 'outbox_full' });
+        throw err;
+      });
   }
 
   /**

@@ -189,6 +189,22 @@ test('task and app lookups are cached: a repeat makes no request, until the entr
   assert.equal(sim.requests.length, 2);
 });
 
+test('peekCached answers from the cache only, without a request, and not once the entry expired', async () => {
+  const qrs = client({ cacheTtlMs: 150 });
+  assert.equal(qrs.peekCached('task/full', SAMPLE_TASK_ID), undefined, 'nothing cached yet');
+  assert.equal(sim.requests.length, 0, 'peeking makes no request');
+  const fetched = await qrs.getTaskFull(SAMPLE_TASK_ID);
+  assert.ok(fetched.ok);
+  assert.equal(qrs.peekCached('task/full', SAMPLE_TASK_ID), fetched.value, 'the same shared answer');
+  assert.equal(qrs.peekCached('task', SAMPLE_TASK_ID), undefined, 'endpoints are separate entries');
+  assert.equal(qrs.peekCached('app/full', SAMPLE_APP_ID), undefined);
+  assert.equal(sim.requests.length, 1);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(qrs.peekCached('task/full', SAMPLE_TASK_ID), undefined, 'expired');
+  await qrs.getTaskFull(UNKNOWN_TASK);
+  assert.equal(qrs.peekCached('task/full', UNKNOWN_TASK), undefined, 'not-found answers are not cached');
+});
+
 test('not-found answers and failures are not cached', async () => {
   const qrs = client({ retries: 0 });
   await qrs.getTaskFull(UNKNOWN_TASK);
