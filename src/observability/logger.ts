@@ -34,9 +34,9 @@ export function maskSecrets(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const secret of secrets) {
     if (!secret) continue;
-    out = out.split(secret).join(MASK);
+    if (out.includes(secret)) out = out.split(secret).join(MASK);
     const escaped = JSON.stringify(secret).slice(1, -1);
-    if (escaped !== secret) out = out.split(escaped).join(MASK);
+    if (escaped !== secret && out.includes(escaped)) out = out.split(escaped).join(MASK);
   }
   return out;
 }
