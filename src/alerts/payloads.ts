@@ -31,20 +31,26 @@ export interface TaskEnrichment {
  * they are empty.
  */
 export function taskFailureFullPayload(event: SchedulerEvent, enrichment: TaskEnrichment, enrichmentError?: string): string {
-  return jsonObject([
-    JSON.stringify(fullPayloadHead(event, enrichment)),
-    `{"qs_taskMetadata":${sharedJson(enrichment.taskFull ?? {})}}`,
-    JSON.stringify(errorTail(enrichmentError)),
-  ]);
+  return `{${headMembers(event, enrichment)},"qs_taskMetadata":${sharedJson(enrichment.taskFull ?? {})}${errorMember(enrichmentError)}}`;
 }
 
 /** P8: as P6, with `qs_appMetadata` (the raw app/full object) just before `qs_taskMetadata`. */
 export function taskAbortedFullPayload(event: SchedulerEvent, enrichment: TaskEnrichment, enrichmentError?: string): string {
-  return jsonObject([
-    JSON.stringify(fullPayloadHead(event, enrichment)),
-    `{"qs_appMetadata":${sharedJson(enrichment.appFull ?? {})},"qs_taskMetadata":${sharedJson(enrichment.taskFull ?? {})}}`,
-    JSON.stringify(errorTail(enrichmentError)),
-  ]);
+  return `{${headMembers(event, enrichment)},"qs_appMetadata":${sharedJson(enrichment.appFull ?? {})},"qs_taskMetadata":${sharedJson(enrichment.taskFull ?? {})}${errorMember(enrichmentError)}}`;
+}
+
+// P6 and P8 are put together from member texts in one template: the bytes JSON.stringify gives for
+// the whole object, with the large QRS objects copied once (when the text is written), not once per
+// concatenation step.
+
+/** The datagram and list fields of P6/P8 as JSON members, without the braces (never empty). */
+function headMembers(event: SchedulerEvent, enrichment: TaskEnrichment): string {
+  return JSON.stringify(fullPayloadHead(event, enrichment)).slice(1, -1);
+}
+
+/** `,"enrichmentError":"…"`, or nothing when QRS answered. */
+function errorMember(enrichmentError: string | undefined): string {
+  return enrichmentError === undefined ? '' : `,"enrichmentError":${JSON.stringify(enrichmentError)}`;
 }
 
 const sharedJsonText = new WeakMap<object, string>();
@@ -64,11 +70,6 @@ function sharedJson(value: object): string {
   return text;
 }
 
-/** The members of several JSON object texts as one object, in order: the bytes JSON.stringify gives for the merged object. */
-export function jsonObject(objects: string[]): string {
-  const members = objects.map((o) => o.slice(1, -1)).filter((m) => m.length > 0);
-  return `{${members.join(',')}}`;
-}
 
 export interface ServiceState {
   host: string;
@@ -189,10 +190,6 @@ function fullPayloadHead(event: SchedulerEvent, enrichment: TaskEnrichment) {
     qs_taskTags: tagNames(enrichment.taskFull),
     qs_taskCustomProperties: customProperties(enrichment.taskFull),
   };
-}
-
-function errorTail(enrichmentError: string | undefined): { enrichmentError?: string } {
-  return enrichmentError === undefined ? {} : { enrichmentError };
 }
 
 function serviceStatusFields(s: ServiceState) {
