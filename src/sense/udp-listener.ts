@@ -371,12 +371,13 @@ export class UdpListener<E = Buffer> {
         this.acceptIntoInbox(msg, event, dedupKey, from);
       },
     );
-    const tracked2 = run.finally(() => {
+    // Tracked like a worker's event, so stop() waits for the commit.
+    const settled = run.finally(() => {
       this.committing -= 1;
-      this.inFlight.delete(tracked2);
+      this.inFlight.delete(settled);
       this.pump();
     });
-    this.inFlight.add(tracked2);
+    this.inFlight.add(settled);
     return true;
   }
 
