@@ -123,6 +123,20 @@ function readRmemMax(): number | null {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
+/** Wraps a completion step so that the topics of the messages it adds can be read after the commit (activity list). */
+function withStepTopics(step: CompletionStep | undefined): { step: CompletionStep | undefined; topics: () => string[] } {
+  if (!step) return { step: undefined, topics: () => [] };
+  let topics: string[] = [];
+  return {
+    step: (db) => {
+      const out = step(db);
+      topics = out?.messages?.map((m) => m.topic) ?? [];
+      return out;
+    },
+    topics: () => topics,
+  };
+}
+
 /**
  * Logs a rejection once per reason and minute at warn with its detail, the rest at debug, so a flood
  * of bad datagrams cannot flood the log; the metric counts every one.
@@ -341,22 +355,15 @@ export class UdpListener<E = Buffer> {
     }
     if (result === null) return false;
     const { messages, step } = Array.isArray(result) ? { messages: result, step: undefined } : result;
-    let stepTopics: string[] = [];
-    const tracked: CompletionStep | undefined = step
-      ? (db) => {
-          const out = step(db);
-          stepTopics = out?.messages?.map((m) => m.topic) ?? [];
-          return out;
-        }
-      : undefined;
+    const tracked = withStepTopics(step);
     this.committing += 1;
-    const run = this.inbox.acceptHandled(dedupKey, messages, tracked).then(
+    const run = this.inbox.acceptHandled(dedupKey, messages, tracked.step).then(
       (outcome) => {
         if (outcome.status === 'duplicate') return this.reject('duplicate', `dedup key ${JSON.stringify(dedupKey)} was seen within the TTL`, from);
         this.metrics.eventsAccepted.inc({ source });
         if (this.activity) {
           const id = this.activity.event({ source, summary: this.handlers.describe?.(event) ?? `datagram from ${from}` });
-          this.activity.messages(id, outcome.ids, [...messages.map((m) => m.topic), ...stepTopics]);
+          this.activity.messages(id, outcome.ids, [...messages.map((m) => m.topic), ...tracked.topics()]);
         }
       },
       (err: unknown) => {
@@ -560,19 +567,12 @@ export class UdpListener<E = Buffer> {
         }
       }
       const { messages, step } = handled;
-      let stepTopics: string[] = [];
-      const tracked: CompletionStep | undefined = step
-        ? (db) => {
-            const out = step(db);
-            stepTopics = out?.messages?.map((m) => m.topic) ?? [];
-            return out;
-          }
-        : undefined;
+      const tracked = withStepTopics(step);
       try {
-        const completion = this.inbox.complete(item.row, messages, tracked);
+        const completion = this.inbox.complete(item.row, messages, tracked.step);
         handlerDone();
         const ids = await completion;
-        if (activityId !== undefined) this.activity?.messages(activityId, ids, [...messages.map((m) => m.topic), ...stepTopics]);
+        if (activityId !== undefined) this.activity?.messages(activityId, ids, [...messages.map((m) => m.topic), ...tracked.topics()]);
         return;
       } catch (err) {
         if (this.stopping) return;
