@@ -138,11 +138,11 @@ export class TaskAlertHandler {
 
   /** Asks QRS each question of enrichSteps(), waiting for the answers. */
   private async enrich(event: SchedulerEvent): Promise<Enrichment> {
-    const qrs = this.deps.qrs;
-    if (qrs === null) return { kind: 'degraded', data: {}, error: QRS_NOT_CONFIGURED };
     const steps = this.enrichSteps(event);
     let step = steps.next();
     while (!step.done) {
+      // enrichSteps() asks nothing when QRS is not configured.
+      const qrs = this.deps.qrs as TaskLookup;
       const { endpoint, id } = step.value;
       step = steps.next(await (endpoint === 'task' ? qrs.getTask(id) : endpoint === 'task/full' ? qrs.getTaskFull(id) : qrs.getAppFull(id)));
     }
@@ -151,13 +151,10 @@ export class TaskAlertHandler {
 
   /** enrich() from cached answers only; null as soon as one question is not cached. */
   private enrichFromCache(event: SchedulerEvent): Enrichment | null {
-    const qrs = this.deps.qrs;
-    if (qrs === null) return { kind: 'degraded', data: {}, error: QRS_NOT_CONFIGURED };
-    if (!qrs.peekCached) return null;
     const steps = this.enrichSteps(event);
     let step = steps.next();
     while (!step.done) {
-      const cached = qrs.peekCached(step.value.endpoint, step.value.id);
+      const cached = this.deps.qrs?.peekCached?.(step.value.endpoint, step.value.id);
       if (cached === undefined) return null;
       step = steps.next({ ok: true, value: cached });
     }
@@ -171,6 +168,7 @@ export class TaskAlertHandler {
    * waiting and the cache-only drivers above cannot disagree on a rule.
    */
   private *enrichSteps(event: SchedulerEvent): Generator<LookupStep, Enrichment, QrsResult<Record<string, unknown>[]>> {
+    if (this.deps.qrs === null) return { kind: 'degraded', data: {}, error: QRS_NOT_CONFIGURED };
     if (event.taskId === '') return { kind: 'skip', reason: 'the datagram has no task id' };
 
     const task = yield { endpoint: 'task', id: event.taskId };

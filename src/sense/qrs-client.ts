@@ -203,16 +203,18 @@ export class QrsClient {
    * take a call (not cached, or expired). Lets a caller finish an event in the same turn.
    */
   peekCached(endpoint: CachedEndpoint, id: string): Record<string, unknown>[] | undefined {
-    const hit = this.cache.get(`${endpoint} ${id}`);
-    return hit && hit.expires > Date.now() ? hit.value : undefined;
+    const key = `${endpoint} ${id}`;
+    const hit = this.cache.get(key);
+    if (hit === undefined) return undefined;
+    if (hit.expires > Date.now()) return hit.value;
+    this.cache.delete(key);
+    return undefined;
   }
 
   private async cachedList(endpoint: CachedEndpoint, id: string): Promise<QrsResult<Record<string, unknown>[]>> {
+    const cached = this.peekCached(endpoint, id);
+    if (cached !== undefined) return { ok: true, value: cached };
     const key = `${endpoint} ${id}`;
-    const now = Date.now();
-    const hit = this.cache.get(key);
-    if (hit && hit.expires > now) return { ok: true, value: hit.value };
-    if (hit) this.cache.delete(key);
 
     let pending = this.inFlight.get(key);
     if (!pending) {
