@@ -1,5 +1,6 @@
-// The composition root: builds every part the config asks for (a disabled feature is not built at
-// all), starts them in dependency order, stops them in reverse. Nothing else knows every part.
+// The composition root: builds the shared parts once (store, pipeline, broker connection, Publisher,
+// HTTP server, QRS client), asks each enabled feature for its parts (a disabled feature is not built at
+// all), starts them in dependency order and stops them in reverse. Nothing else knows every part.
 import os from 'node:os';
 import type { LoadedConfig } from './config/load.ts';
 import type { ButlerConfig } from './config/schema.ts';
@@ -7,21 +8,28 @@ import { createLogger, type Logger, type LogLevel } from './observability/logger
 import { Metrics } from './observability/metrics.ts';
 import { ActivityLog } from './observability/activity.ts';
 import { RotatingFile } from './observability/log-file.ts';
-import { Store } from './store/sqlite.ts';
 import { Outbox } from './store/outbox.ts';
 import { Inbox } from './store/inbox.ts';
 import { EmbeddedBroker } from './mqtt/embedded-broker.ts';
 import { BrokerConnection, readPem, type BrokerConnectionOptions } from './mqtt/connection.ts';
 import { Publisher, type DeliveryEvent } from './mqtt/publisher.ts';
+import { Store } from './store/sqlite.ts';
 import { connectedStatusPayload } from './alerts/payloads.ts';
 import type { QoS } from './store/types.ts';
+import { Pipeline } from './pipeline/pipeline.ts';
+import { HttpServer } from './http/server.ts';
+import { QrsClient } from './sense/qrs-client.ts';
+import { packageVersion } from './package-root.ts';
+import type { Delivery, Feature, FeatureContext, Part, Readiness } from './features/feature.ts';
+import { operations } from './features/operations.ts';
+import { restPublish } from './features/rest-publish.ts';
+import { taskStartCommands } from './features/task-start-commands.ts';
+import { licenseMonitor, serviceMonitor } from './features/monitors.ts';
+import { taskAlerts } from './features/task-alerts.ts';
+import { cloudForward } from './features/cloud-forward.ts';
+import { userEvents } from './features/user-events.ts';
 
-/** Every long-lived part has the same small lifecycle. */
-export interface Part {
-  name: string;
-  start(): Promise<void> | void;
-  stop(): Promise<void> | void;
-}
+export type { Part } from './features/feature.ts';
 
 export interface AppOptions {
   /** Log destination (tests capture lines); default stdout. */
@@ -90,21 +98,48 @@ function availabilitySettings(b: ButlerConfig): { topic: string; online: string;
   return { topic: a.topic, online: a.onlinePayload, offline: a.offlinePayload, retain, qos: Math.min(1, deliveryQos(b)) as QoS };
 }
 
+/** The features, in the order their parts start (they stop in reverse, before the broker connection). */
+const FEATURES: readonly Feature[] = [operations, restPublish, taskStartCommands, licenseMonitor, serviceMonitor, taskAlerts, cloudForward, userEvents];
+
+/**
+ * Start order: the store and the embedded broker, then every feature's parts (listeners bind, lanes
+ * resume), then the HTTP server, and last the broker connection, which announces the bridge: nothing
+ * is published for a bridge that could not bind its ports. Stop order: HTTP and the features first (no
+ * new input; lanes finish or leave work in the inbox), then the connection (the Publisher flushes what
+ * they produced), then the core.
+ */
 export class App {
   readonly logger: Logger;
   readonly metrics = new Metrics();
   /** Recent events and what they published, for the status page (see src/observability/activity.ts). */
   readonly activity = new ActivityLog();
-  readonly store: Store | null = null;
-  readonly outbox: Outbox | null = null;
-  readonly inbox: Inbox | null = null;
-  readonly connection: BrokerConnection | null = null;
-  readonly publisher: Publisher | null = null;
+  readonly delivery: Delivery | null = null;
+  readonly http: HttpServer | null = null;
   readonly embeddedBroker: EmbeddedBroker | null = null;
-  private readonly parts: Part[] = [];
+  private readonly core: Part[] = [];
+  private readonly featureParts: Part[] = [];
+  private connectionPart: Part | null = null;
   private started: Part[] = [];
   private stopping: Promise<void> | null = null;
   private readonly logFile: RotatingFile | null = null;
+  private qrsClient: QrsClient | null | undefined;
+  private readonly readinessChecks: (() => string | null)[] = [];
+
+  get store(): Store | null {
+    return this.delivery?.store ?? null;
+  }
+  get outbox(): Outbox | null {
+    return this.delivery?.outbox ?? null;
+  }
+  get inbox(): Inbox | null {
+    return this.delivery?.inbox ?? null;
+  }
+  get connection(): BrokerConnection | null {
+    return this.delivery?.connection ?? null;
+  }
+  get publisher(): Publisher | null {
+    return this.delivery?.publisher ?? null;
+  }
 
   constructor(
     readonly config: LoadedConfig,
@@ -121,11 +156,35 @@ export class App {
     }
     this.logger = createLogger({ level: options.logLevel ?? b.logLevel, secrets: config.secrets, pretty: options.logPretty, destination: options.logDestination, file: this.logFile ?? undefined });
     if (fileError) this.logger.error(`Butler.fileLogging: cannot write the log file in ${b.logDirectory}: ${fileError}; logging to the console only`);
-    const m = b.mqttConfig;
-    if (!m.enable) {
-      this.logger.warn('Butler.mqttConfig.enable is false: nothing will be published (every feature of butler-mqtt needs MQTT)');
-      return;
+    this.metrics.buildInfo.set({ version: packageVersion(), node: process.version }, 1);
+    if (b.mqttConfig.enable) this.buildDelivery();
+    else this.logger.warn('Butler.mqttConfig.enable is false: nothing will be published (every feature of butler-mqtt needs MQTT)');
+    if (b.restServerConfig.enable) this.buildHttp();
+
+    const ctx: FeatureContext = {
+      config,
+      logger: this.logger,
+      metrics: this.metrics,
+      activity: this.activity,
+      delivery: this.delivery,
+      http: this.http,
+      qrs: () => this.qrs(),
+      readiness: () => this.readiness(),
+      addReadinessCheck: (check) => this.readinessChecks.push(check),
+    };
+    for (const feature of FEATURES) {
+      if (!feature.enabled(b)) continue;
+      this.featureParts.push(...feature.build(ctx));
     }
+    const http = this.http;
+    if (http) this.featureParts.push({ name: 'HTTP server', start: () => http.start(), stop: () => http.stop() });
+  }
+
+  /** The core of delivery: store, outbox, inbox, pipeline, (embedded broker,) connection, Publisher. */
+  private buildDelivery(): void {
+    const config = this.config;
+    const b = config.butler;
+    const m = b.mqttConfig;
     const eg = m.azureEventGrid.enable;
     const store = new Store({ file: m.delivery.outboxFile });
     const outbox = new Outbox(
@@ -141,13 +200,15 @@ export class App {
       this.metrics,
     );
     const inbox = new Inbox(store, outbox, { maxEvents: b.udpServerConfig.inboxMaxEvents, dedupTtlMs: b.udpServerConfig.deduplication.ttlMinutes * 60_000 }, this.metrics);
-    Object.assign(this, { store, outbox, inbox });
-    this.parts.push({ name: 'store', start: () => undefined, stop: () => store.close() });
+    this.metrics.sampleOnCollect('outboxOldestAge', () => outbox.oldestAgeSeconds());
+    this.metrics.sampleOnCollect('inboxOldestAge', () => inbox.oldestAgeSeconds());
+    const pipeline = new Pipeline({ inbox, outbox, logger: this.logger, metrics: this.metrics, activity: this.activity });
+    this.core.push({ name: 'store', start: () => undefined, stop: () => store.close() });
 
     if (m.embeddedBroker.enable) {
       const broker = new EmbeddedBroker({ host: m.embeddedBroker.host, port: m.embeddedBroker.port }, { logger: this.logger });
       Object.assign(this, { embeddedBroker: broker });
-      this.parts.push({ name: 'embedded broker', start: () => broker.start(), stop: () => broker.stop() });
+      this.core.push({ name: 'embedded broker', start: () => broker.start(), stop: () => broker.stop() });
     }
 
     const connOptions = mainConnectionOptions(config);
@@ -168,9 +229,9 @@ export class App {
       },
       { logger: this.logger, metrics: this.metrics },
     );
-    Object.assign(this, { connection, publisher });
     publisher.on('delivered', (d: DeliveryEvent) => this.activity.delivered(d));
-    this.parts.push({
+    Object.assign(this, { delivery: { store, outbox, inbox, pipeline, connection, publisher } satisfies Delivery });
+    this.connectionPart = {
       name: 'MQTT connection',
       start: () => {
         publisher.start();
@@ -180,12 +241,49 @@ export class App {
         await publisher.stop(m.delivery.shutdownFlushSeconds * 1000);
         await connection.stop();
       },
-    });
+    };
   }
 
-  /** Adds a part built outside (features register here, after the core). */
-  addPart(part: Part): void {
-    this.parts.push(part);
+  private buildHttp(): void {
+    const r = this.config.butler.restServerConfig;
+    const http = new HttpServer(
+      {
+        host: r.serverHost,
+        port: r.serverPort,
+        tls: r.tls.enable ? { cert: r.tls.cert, key: r.tls.key, ca: r.tls.ca } : null,
+        bodyLimitBytes: r.bodyLimitBytes,
+        rateLimitPerMinute: r.rateLimitPerMinute,
+        apiToken: r.apiToken,
+      },
+      { logger: this.logger, metrics: this.metrics, readiness: () => this.readiness() },
+    );
+    Object.assign(this, { http });
+  }
+
+  /** The QRS client, built on first request (null when Butler.configQRS.host is empty); closed last. */
+  private qrs(): QrsClient | null {
+    if (this.qrsClient !== undefined) return this.qrsClient;
+    const b = this.config.butler;
+    if (!b.configQRS.host) return (this.qrsClient = null);
+    const client = new QrsClient(
+      {
+        host: b.configQRS.host,
+        port: b.configQRS.port,
+        useSSL: b.configQRS.useSSL,
+        rejectUnauthorized: b.configQRS.rejectUnauthorized,
+        headers: b.configQRS.headers.static,
+        clientCert: b.cert.clientCert || undefined,
+        clientCertKey: b.cert.clientCertKey || undefined,
+        clientCertCA: b.cert.clientCertCA || undefined,
+        timeoutMs: b.configQRS.timeoutMs,
+        retries: b.configQRS.retries,
+        cacheTtlMs: b.configQRS.cacheTtlSeconds * 1000,
+      },
+      { logger: this.logger, metrics: this.metrics },
+    );
+    this.qrsClient = client;
+    this.core.unshift({ name: 'QRS client', start: () => undefined, stop: () => client.close() });
+    return client;
   }
 
   async start(): Promise<void> {
@@ -193,7 +291,8 @@ export class App {
     if (this.config.ignoredSections.length > 0) {
       this.logger.info(`ignoring Butler sections not used by butler-mqtt: ${this.config.ignoredSections.join(', ')}`);
     }
-    for (const part of this.parts) {
+    const order = [...this.core, ...this.featureParts, ...(this.connectionPart ? [this.connectionPart] : [])];
+    for (const part of order) {
       try {
         await part.start();
         this.started.push(part);
@@ -207,15 +306,21 @@ export class App {
     this.logger.info({ clientId: this.config.clientId, outbox: this.outbox?.depth ?? 0, logLevel: b.logLevel }, message);
   }
 
-  /** Ready = connected to the main broker and the outbox below its high-water mark. */
-  readiness(): { ready: boolean; reasons: string[] } {
+  /** Ready = connected to the main broker and the outbox below its high-water mark (and every feature's check). */
+  readiness(): Readiness {
     const reasons: string[] = [];
-    if (!this.connection) reasons.push('MQTT is disabled');
-    else if (!this.connection.connected) reasons.push('not connected to the MQTT broker');
-    if (this.outbox) {
+    const connection = this.connection;
+    const outbox = this.outbox;
+    if (!connection) reasons.push('MQTT is disabled');
+    else if (!connection.connected) reasons.push('not connected to the MQTT broker');
+    if (outbox) {
       const pct = this.config.butler.mqttConfig.delivery.highWaterPercent / 100;
-      const { maxMessages, maxBytes } = this.outbox.limits;
-      if (this.outbox.depth >= maxMessages * pct || this.outbox.byteSize >= maxBytes * pct) reasons.push('outbox above its high-water mark');
+      const { maxMessages, maxBytes } = outbox.limits;
+      if (outbox.depth >= maxMessages * pct || outbox.byteSize >= maxBytes * pct) reasons.push('outbox above its high-water mark');
+    }
+    for (const check of this.readinessChecks) {
+      const reason = check();
+      if (reason) reasons.push(reason);
     }
     return { ready: reasons.length === 0, reasons };
   }
@@ -226,7 +331,10 @@ export class App {
   }
 
   private async doStop(): Promise<void> {
-    for (const part of [...this.started].reverse()) {
+    const started = new Set(this.started);
+    const order = [...[...this.featureParts].reverse(), ...(this.connectionPart ? [this.connectionPart] : []), ...[...this.core].reverse()];
+    for (const part of order) {
+      if (!started.has(part)) continue;
       try {
         await part.stop();
       } catch (err) {

@@ -1,21 +1,17 @@
-// Failed Qlik Cloud app reloads → a basic (app name) and a full JSON alert on the main broker. An accepted
-// event is recorded in the durable inbox (dedup by event id, kept across restarts), enriched through the Qlik
-// Cloud REST API when enabled, and completed into the outbox in one transaction; anything else is counted.
-import type { App } from '../app.ts';
-import type { FeatureContext } from '../features.ts';
+// Failed Qlik Cloud app reloads → a basic (app name) and a full JSON alert on the main broker, enriched
+// through the Qlik Cloud REST API when it is enabled. The pipeline accepts the event durably first
+// (dedup by event id, kept across restarts) and commits the alerts with its completion.
 import { parseCloudEvent, type CloudEventFilter, type CloudReloadEvent } from '../cloud/cloud-event.ts';
-import { CloudClient, type CloudResult } from '../cloud/cloud-client.ts';
-import { CloudEventSubscriber } from '../cloud/event-subscriber.ts';
-import { InboxFullError, type Inbox, type InboxRow } from '../store/inbox.ts';
-import { MessageRejectedError, OutboxFullError, type OutgoingMessage } from '../store/types.ts';
+import type { CloudClient, CloudResult } from '../cloud/cloud-client.ts';
+import type { ParseResult } from '../pipeline/lane.ts';
+import { MessageRejectedError, type OutgoingMessage } from '../store/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { ActivityLog } from '../observability/activity.ts';
 
 /** Inbox source of accepted cloud events. */
 export const CLOUD_EVENT_SOURCE = 'cloud_event';
 /** Metric label of the cloud input. */
-const METRIC_SOURCE = 'cloud';
+export const CLOUD_METRIC_SOURCE = 'cloud';
 export const KIND_BASIC = 'cloud_reload_failure';
 export const KIND_FULL = 'cloud_reload_failure_full';
 export const DEFAULT_LOG_TAIL_LINES = 20;
@@ -103,198 +99,70 @@ export async function enrichCloudReload(event: CloudReloadEvent, cloud: CloudEnr
   return enrichment;
 }
 
-export interface CloudReloadAlertsOptions {
+export interface CloudReloadHandlerOptions {
   filter: CloudEventFilter;
   topics: { basic: string; full: string };
   /** Script log lines in the full alert (default 20). */
   tailLines?: number;
-  /** Wait before handling again an event whose messages could not be stored (outbox full). */
-  retryDelayMs?: number;
-  /** On stop, how long to wait for the event being handled. */
-  stopTimeoutMs?: number;
 }
 
-export class CloudReloadAlerts {
-  /** Inbox rows queued or being handled, so a sweep of pending rows does not take them twice. */
-  private readonly queued = new Set<number>();
-  private chain: Promise<void> = Promise.resolve();
-  private retryTimer: NodeJS.Timeout | null = null;
-  private running = false;
+/** Parses a forwarded event for the pipeline (the MQTT topic is the input's meta); dedup by event id. */
+export function parseForwardedCloudEvent(filter: CloudEventFilter): (payload: Buffer, meta: string | null) => ParseResult<CloudReloadEvent> {
+  return (payload, meta) => {
+    const parsed = parseCloudEvent(meta ?? '', payload, filter);
+    if (!parsed.ok) return { ok: false, reason: parsed.error.reason, detail: parsed.error.detail };
+    return { ok: true, event: parsed.value, dedupKey: cloudDedupKey(parsed.value.eventId) };
+  };
+}
 
+/**
+ * Events on the forward broker that are not failed reloads of this tenant are expected traffic (debug);
+ * a malformed event is a warning, a repeated one information.
+ */
+export function cloudRejectionLog(reason: string, detail: string, topic: string): { level: 'debug' | 'info' | 'warn'; msg: string } {
+  if (reason === 'duplicate') return { level: 'info', msg: `Qlik Cloud event was already received; duplicate ignored (${detail})` };
+  const level = reason === 'not_json' || reason === 'not_object' || reason === 'missing_field' ? 'warn' : 'debug';
+  return { level, msg: `Qlik Cloud event on ${topic} ignored: ${detail}` };
+}
+
+export function describeCloudEvent(event: CloudReloadEvent): string {
+  return `cloud reload failed: "${event.appName || event.appId}"`;
+}
+
+/** One accepted Qlik Cloud reload failure → the basic and the full alert, enriched when a client is given. */
+export class CloudReloadHandler {
   constructor(
-    private readonly options: CloudReloadAlertsOptions,
-    private readonly deps: { inbox: Inbox; cloud: CloudEnricher | null; logger: Logger; metrics: Metrics; activity?: ActivityLog },
+    private readonly options: CloudReloadHandlerOptions,
+    private readonly deps: {
+      cloud: CloudEnricher | null;
+      /** Throws MessageRejectedError for a message the broker would never take (the outbox's check). */
+      validate: (messages: OutgoingMessage[]) => void;
+      logger: Logger;
+      metrics: Metrics;
+    },
   ) {}
 
-  /** Picks up events accepted before a restart and not yet handled. */
-  start(): void {
-    this.running = true;
-    this.sweep();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    // What is not finished stays in the inbox and is handled after the next start.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.chain, new Promise<void>((r) => (timer = setTimeout(r, this.options.stopTimeoutMs ?? 5000)))]);
-    clearTimeout(timer);
-  }
-
-  /** One message from the forward broker. Never throws: every outcome is counted and logged. */
-  async handleMessage(topic: string, payload: Buffer): Promise<void> {
-    const { metrics, logger, inbox } = this.deps;
-    metrics.eventsReceived.inc({ source: METRIC_SOURCE });
-    const parsed = parseCloudEvent(topic, payload, this.options.filter);
-    if (!parsed.ok) {
-      const { reason, detail } = parsed.error;
-      const level = reason === 'not_json' || reason === 'not_object' || reason === 'missing_field' ? 'warn' : 'debug';
-      this.ignored(reason, level, `Qlik Cloud event on ${topic} ignored: ${detail}`, { topic });
-      return;
-    }
-    const event = parsed.value;
-    let outcome;
-    try {
-      outcome = await inbox.accept(CLOUD_EVENT_SOURCE, payload, dedupKeyOf(event.eventId), topic);
-    } catch (err) {
-      const full = err instanceof InboxFullError;
-      this.ignored(full ? 'inbox_full' : 'store_error', 'error', `Qlik Cloud event ${event.eventId} for app ${event.appId} could not be recorded and is lost: ${(err as Error).message}`, { eventId: event.eventId });
-      return;
-    }
-    if (outcome.status === 'duplicate') {
-      this.ignored('duplicate', 'info', `Qlik Cloud event ${event.eventId} was already received; duplicate ignored`, { eventId: event.eventId });
-      return;
-    }
-    metrics.eventsAccepted.inc({ source: METRIC_SOURCE });
+  async handle(event: CloudReloadEvent): Promise<OutgoingMessage[]> {
+    const { logger, cloud, metrics } = this.deps;
+    const enrichment = cloud ? await enrichCloudReload(event, cloud, this.options.tailLines ?? DEFAULT_LOG_TAIL_LINES) : null;
+    if (enrichment?.error) logger.warn({ eventId: event.eventId, appId: event.appId, err: enrichment.error }, `Qlik Cloud enrichment incomplete for event ${event.eventId}; alerting with what is known`);
     logger.info({ eventId: event.eventId, appId: event.appId, reloadId: event.reloadId }, `Qlik Cloud reload of app ${event.appName || event.appId} failed (event ${event.eventId})`);
-    this.schedule({ id: outcome.id, source: CLOUD_EVENT_SOURCE, payload, dedupKey: dedupKeyOf(event.eventId), meta: topic, receivedAt: Date.now() });
-  }
-
-  private ignored(reason: string, level: 'debug' | 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown>): void {
-    this.deps.metrics.eventsRejected.inc({ source: METRIC_SOURCE, reason });
-    this.deps.logger[level]({ source: METRIC_SOURCE, reason, ...fields }, message);
-  }
-
-  private schedule(row: InboxRow): void {
-    if (this.queued.has(row.id)) return;
-    this.queued.add(row.id);
-    this.chain = this.chain.then(() => this.handleRow(row));
-  }
-
-  /** Queues every pending cloud event not already queued. */
-  private sweep(): void {
-    if (!this.running) return;
-    let after = 0;
-    for (;;) {
-      const rows = this.deps.inbox.pending(CLOUD_EVENT_SOURCE, after, 500);
-      for (const row of rows) this.schedule(row);
-      const last = rows[rows.length - 1];
-      if (!last || rows.length < 500) break;
-      after = last.id;
-    }
-  }
-
-  private retryLater(): void {
-    if (!this.running || this.retryTimer) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.sweep();
-    }, this.options.retryDelayMs ?? 5000);
-    this.retryTimer.unref();
-  }
-
-  private async handleRow(row: InboxRow): Promise<void> {
-    const { inbox, logger, cloud, metrics } = this.deps;
+    const basic: OutgoingMessage = { topic: this.options.topics.basic, payload: cloudReloadBasicPayload(event, enrichment), kind: KIND_BASIC };
+    const full: OutgoingMessage = { topic: this.options.topics.full, payload: cloudReloadFullPayload(event, enrichment), kind: KIND_FULL };
     try {
-      if (!this.running) return;
-      const topic = row.meta ?? '';
-      const parsed = parseCloudEvent(topic, row.payload, this.options.filter);
-      if (!parsed.ok) {
-        // Only possible when the configuration changed since the event was accepted.
-        logger.warn({ source: METRIC_SOURCE, reason: parsed.error.reason }, `stored Qlik Cloud event no longer matches the configuration and is dropped: ${parsed.error.detail}`);
-        await inbox.discard(row);
-        return;
-      }
-      const event = parsed.value;
-      const enrichment = cloud ? await enrichCloudReload(event, cloud, this.options.tailLines ?? DEFAULT_LOG_TAIL_LINES) : null;
-      if (enrichment?.error) logger.warn({ eventId: event.eventId, appId: event.appId, err: enrichment.error }, `Qlik Cloud enrichment incomplete for event ${event.eventId}; alerting with what is known`);
-      const basic: OutgoingMessage = { topic: this.options.topics.basic, payload: cloudReloadBasicPayload(event, enrichment), kind: KIND_BASIC };
-      const full: OutgoingMessage = { topic: this.options.topics.full, payload: cloudReloadFullPayload(event, enrichment), kind: KIND_FULL };
-      // For the status page: the event and the rows its completion stored.
-      const record = (ids: number[], sent: OutgoingMessage[]) =>
-        this.deps.activity?.messages(this.deps.activity.event({ source: METRIC_SOURCE, summary: `cloud reload failed: "${event.appName || event.appId}"` }), ids, sent.map((m) => m.topic));
-      try {
-        record(await inbox.complete(row, [basic, full]), [basic, full]);
-      } catch (err) {
-        if (!(err instanceof MessageRejectedError)) throw err;
-        // The broker would never take the full alert (e.g. too large for Azure Event Grid): send the basic one alone.
-        metrics.messagesRefused.inc({ kind: KIND_FULL, reason: err.reason });
-        logger.error({ eventId: event.eventId, reason: err.reason }, `full Qlik Cloud reload alert refused, sending the basic alert only: ${err.message}`);
-        try {
-          record(await inbox.complete(row, [basic]), [basic]);
-        } catch (err2) {
-          if (!(err2 instanceof MessageRejectedError)) throw err2;
-          metrics.messagesRefused.inc({ kind: KIND_BASIC, reason: err2.reason });
-          logger.error({ eventId: event.eventId, reason: err2.reason }, `Qlik Cloud reload alert refused by the outbox, nothing sent: ${err2.message}`);
-          record(await inbox.complete(row, []), []);
-        }
-      }
+      this.deps.validate([full]);
+      return [basic, full];
     } catch (err) {
-      // Outbox full or a store error: the event stays in the inbox and is tried again later.
-      const level = err instanceof OutboxFullError ? 'warn' : 'error';
-      logger[level]({ err: (err as Error).message }, `Qlik Cloud reload alert not stored yet, will retry: ${(err as Error).message}`);
-      this.retryLater();
-    } finally {
-      this.queued.delete(row.id);
+      if (!(err instanceof MessageRejectedError)) throw err;
+      // The broker would never take the full alert (e.g. too large for Azure Event Grid): the basic one goes alone.
+      metrics.messagesRefused.inc({ kind: KIND_FULL, reason: err.reason });
+      logger.error({ eventId: event.eventId, reason: err.reason }, `full Qlik Cloud reload alert refused, sending the basic alert only: ${err.message}`);
+      return [basic];
     }
   }
 }
 
 /** Namespaced, since the dedup table is shared with the Sense inputs. */
-function dedupKeyOf(eventId: string): string {
+export function cloudDedupKey(eventId: string): string {
   return `cloud:${eventId}`;
-}
-
-/** Builds the cloud event subscriber and the alerts when MQTT and the Qlik Cloud forward are enabled. */
-export function registerCloudReloadAlerts(app: App, _ctx: FeatureContext): void {
-  const b = app.config.butler;
-  const m = b.mqttConfig;
-  const fwd = m.qlikSenseCloud.event.mqttForward;
-  if (!m.enable || !fwd.enable || !app.inbox) return;
-  const tenant = b.qlikSenseCloud.event.mqtt.tenant;
-  const { logger, metrics } = app;
-
-  let cloud: CloudClient | null = null;
-  if (b.qlikSenseCloud.enable) {
-    cloud = new CloudClient({ tenantUrl: tenant.tenantUrl, token: tenant.auth.jwt.token, ca: tenant.caFile || undefined }, { logger, metrics });
-  } else {
-    logger.info('Butler.qlikSenseCloud.enable is false: Qlik Cloud reload alerts carry only what the event says (no app, reload or script log lookup)');
-  }
-  const alerts = new CloudReloadAlerts(
-    { filter: { appReloadTopic: fwd.topic.appReload, tenantId: tenant.id }, topics: { basic: m.cloudReloadFailureTopic, full: m.cloudReloadFailureFullTopic } },
-    { inbox: app.inbox, cloud, logger, metrics, activity: app.activity },
-  );
-  const subscriber = new CloudEventSubscriber(
-    {
-      host: fwd.broker.host,
-      port: fwd.broker.port,
-      username: fwd.broker.username,
-      password: fwd.broker.password,
-      caFile: fwd.broker.caFile,
-      rejectUnauthorized: fwd.broker.rejectUnauthorized,
-      clientId: `${app.config.clientId}-qscloud`,
-      subscriptionRoot: fwd.topic.subscriptionRoot,
-      keepaliveSeconds: m.keepaliveSeconds,
-      minDelayMs: m.reconnect.minDelayMs,
-      maxDelayMs: m.reconnect.maxDelayMs,
-    },
-    (topic, payload) => void alerts.handleMessage(topic, payload),
-    { logger, metrics },
-  );
-  // Parts stop in reverse: the subscriber first (no new input), then the alerts, then the REST client.
-  const client = cloud;
-  if (client) app.addPart({ name: 'Qlik Cloud client', start: () => undefined, stop: () => client.close() });
-  app.addPart({ name: 'Qlik Cloud reload alerts', start: () => alerts.start(), stop: () => alerts.stop() });
-  app.addPart({ name: 'Qlik Cloud event subscriber', start: () => subscriber.start(), stop: () => subscriber.stop() });
 }

@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { OutboxFullError, MessageRejectedError, type MessageSink, type OutgoingMessage } from '../store/types.ts';
+import type { MessageSink, OutgoingMessage } from '../store/types.ts';
 import { createScRunner, queryService, type ScRunner, type ServiceInfo, type ServiceQueryError, type ServiceStatus } from '../sense/windows-services.ts';
 import { serviceRunningPayload, serviceStatusPayload, serviceStoppedPayload, type ServiceState } from './payloads.ts';
 import { Schedule, type ScheduleSpec } from './schedule.ts';
@@ -13,8 +13,6 @@ export interface ServiceMonitorOptions {
   hosts: { host: string; services: { name: string; friendlyName: string }[] }[];
   schedule: ScheduleSpec;
   topics: { running: string; stopped: string; status: string };
-  /** Butler.mqttConfig.enable && serviceMonitor.alertDestination.mqtt.enable; when false only logs. */
-  mqttEnabled: boolean;
   /** Limit for each sc.exe call; default 15 s. */
   timeoutMs?: number;
   /** Defaults to process.platform. */
@@ -184,7 +182,6 @@ export class ServiceMonitor {
   }
 
   private addMessage(into: OutgoingMessage[], topicRoot: string, host: string, serviceName: string, payload: string, kind: string): void {
-    if (!this.options.mqttEnabled) return;
     // As Butler: an empty topic key switches that message off.
     if (topicRoot === '') return;
     into.push({ topic: `${topicRoot}/${host}/${serviceName}`, payload, kind });
@@ -197,10 +194,9 @@ export class ServiceMonitor {
       await this.deps.sink.enqueue(messages);
       return true;
     } catch (err) {
-      const reason = err instanceof OutboxFullError ? 'outbox_full' : err instanceof MessageRejectedError ? err.reason : 'error';
-      for (const m of messages) this.deps.metrics.messagesRefused.inc({ kind: m.kind ?? 'service_status', reason });
+      // The sink counted the refusal (a full outbox is waited out there; this is what remains).
       this.deps.logger.error(
-        { err, host, service: serviceName, kinds: messages.map((m) => m.kind) },
+        { err: (err as Error).message, host, service: serviceName, kinds: messages.map((m) => m.kind) },
         `could not queue Windows service messages for "${serviceName}" on host ${host}; a state change will be retried at the next check`,
       );
       return false;

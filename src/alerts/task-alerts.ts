@@ -1,13 +1,11 @@
-// Reload task alerts (SPEC §3 P3–P8, §4): turns a Sense scheduler event into the messages Butler
-// publishes, enriched through QRS, and registers the UDP listener that feeds it. When QRS cannot
-// be asked, the alert still goes out, marked with `enrichmentError`, instead of being lost.
-import type { App } from '../app.ts';
-import type { FeatureContext } from '../features.ts';
+// Reload task alerts: turns a Sense scheduler event into the messages Butler publishes (the basic
+// text alert and the full JSON one), enriched through QRS. When QRS cannot be asked, the alert still
+// goes out, marked with `enrichmentError`, instead of being lost.
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { CachedEndpoint, QrsClient, QrsError, QrsResult } from '../sense/qrs-client.ts';
 import { parseDatagram, type SchedulerEvent } from '../sense/datagram.ts';
-import { UdpListener, sharedUdpOptions, type DatagramParse } from '../sense/udp-listener.ts';
+import type { ParseResult } from '../pipeline/lane.ts';
 import type { OutgoingMessage } from '../store/types.ts';
 import { taskAbortedFullPayload, taskBasicPayload, taskFailureFullPayload, type TaskEnrichment } from './payloads.ts';
 
@@ -29,7 +27,7 @@ export interface TaskAlertTopics {
 /** The part of the QRS client the alerts use. */
 export type TaskLookup = Pick<QrsClient, 'getTask' | 'getTaskFull' | 'getAppFull'> & Partial<Pick<QrsClient, 'peekCached'>>;
 
-/** One QRS question of the enrichment (SPEC §4). */
+/** One QRS question of the enrichment. */
 interface LookupStep {
   endpoint: CachedEndpoint;
   id: string;
@@ -162,7 +160,7 @@ export class TaskAlertHandler {
   }
 
   /**
-   * SPEC §4: the task must exist (`task`), be a reload task (`task/full`, taskType 0), name an app
+   * The rules: the task must exist (`task`), be a reload task (`task/full`, taskType 0), name an app
    * that exists (`app/full`). A QRS failure (after the client's own retries) degrades the alert
    * instead of suppressing it. Written once as a sequence of questions (yield) and answers, so the
    * waiting and the cache-only drivers above cannot disagree on a rule.
@@ -197,8 +195,8 @@ export class TaskAlertHandler {
   }
 }
 
-/** The parser of scheduler datagrams for the UDP listener: dedup by executionId when present. */
-export function parseSchedulerDatagram(datagram: Buffer): DatagramParse<SchedulerEvent> {
+/** The parser of scheduler datagrams for the pipeline: dedup by executionId when present. */
+export function parseSchedulerDatagram(datagram: Buffer): ParseResult<SchedulerEvent> {
   const parsed = parseDatagram(datagram);
   if (!parsed.ok) return { ok: false, reason: parsed.error.reason, detail: parsed.error.detail };
   return { ok: true, event: parsed.value, dedupKey: parsed.value.executionId === '' ? null : parsed.value.executionId };
@@ -215,54 +213,4 @@ const EVENT_WORDS: Record<SchedulerEvent['type'], string> = {
 /** One line for the status page. */
 export function describeSchedulerEvent(event: SchedulerEvent): string {
   return `${EVENT_WORDS[event.type]}: "${event.taskName}" on ${event.hostName}`;
-}
-
-/** Builds the task-alert listener when MQTT and the UDP server are enabled. */
-export function registerTaskAlerts(app: App, ctx: FeatureContext): void {
-  const b = app.config.butler;
-  const m = b.mqttConfig;
-  const u = b.udpServerConfig;
-  if (!m.enable || !u.enable || !app.inbox || !app.outbox) return;
-  const outbox = app.outbox;
-  const qrs = ctx.qrs();
-  if (!qrs) {
-    app.logger.warn(`Butler.configQRS.host is empty: reload task alerts are published without QRS details (full messages carry "enrichmentError":"${QRS_NOT_CONFIGURED}")`);
-  }
-  const handler = new TaskAlertHandler(
-    {
-      failure: m.taskFailureTopic,
-      failureFull: m.taskFailureSendFull ? m.taskFailureFullTopic : null,
-      aborted: m.taskAbortedTopic,
-      abortedFull: m.taskAbortedSendFull ? m.taskAbortedFullTopic : null,
-      success: m.taskSuccessTopic || null,
-      successFull: m.taskSuccessFullTopic || null,
-    },
-    { qrs, logger: app.logger, metrics: app.metrics },
-  );
-  const status = (payload: 'start' | 'error') => async () => {
-    try {
-      await outbox.enqueue([{ topic: m.taskFailureServerStatusTopic, payload, kind: 'udp_status' }]);
-    } catch (err) {
-      app.logger.error(`could not queue UDP server status "${payload}": ${(err as Error).message}`);
-    }
-  };
-  const listener = new UdpListener<SchedulerEvent>(
-    {
-      ...sharedUdpOptions(u),
-      name: 'task events',
-      source: 'udp_task',
-      port: u.portTaskFailure,
-      deduplicate: u.deduplication.enable,
-    },
-    {
-      parse: parseSchedulerDatagram,
-      describe: describeSchedulerEvent,
-      onAccepted: (event) => handler.handle(event),
-      handleNow: (event) => handler.handleNow(event),
-      onListening: status('start'),
-      onSocketError: status('error'),
-    },
-    { inbox: app.inbox, logger: app.logger, metrics: app.metrics, activity: app.activity },
-  );
-  app.addPart({ name: 'UDP task events listener', start: () => listener.start(), stop: () => listener.stop() });
 }

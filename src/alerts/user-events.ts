@@ -1,11 +1,9 @@
-// User session and connection events from the Qlik Sense Proxy (SPEC §4b): the legacy Butler 2–4
+// User session and connection events from the Qlik Sense Proxy: the legacy Butler 2–4
 // topics, the JSON event topic, and the retained active-user count and list. The active users are
 // stored in the kv table in the same transaction that completes each event, so a restart resumes them.
-import type { App } from '../app.ts';
-import type { FeatureContext } from '../features.ts';
 import type { Logger } from '../observability/logger.ts';
 import { parseUserEvent, type UserEvent } from '../sense/user-event.ts';
-import { UdpListener, sharedUdpOptions, type DatagramParse, type HandledEvent } from '../sense/udp-listener.ts';
+import type { HandledEvent, ParseResult } from '../pipeline/lane.ts';
 import { KeyValueTable } from '../store/kv.ts';
 import type { CompletionStep } from '../store/inbox.ts';
 import type { Outbox } from '../store/outbox.ts';
@@ -61,7 +59,7 @@ const LEGACY_TOPIC: Record<UserEvent['command'], keyof UserEventTopics> = {
  * The parser for the session port: a parse error or an excluded user is refused on the receive path
  * (counted by reason, nothing stored). No dedup key: the proxy's lines carry no id of their own.
  */
-export function userEventDatagramParser(exclude: readonly ExcludedUser[]): (datagram: Buffer) => DatagramParse<UserEvent> {
+export function userEventDatagramParser(exclude: readonly ExcludedUser[]): (datagram: Buffer) => ParseResult<UserEvent> {
   const excluded = excludedUsers(exclude);
   return (datagram) => {
     const parsed = parseUserEvent(datagram);
@@ -224,49 +222,4 @@ export class UserEventHandler {
     }
     return out;
   }
-}
-
-/** Builds the session-event listener when MQTT, the UDP server and session events are all enabled. */
-export function registerUserEvents(app: App, _ctx: FeatureContext): void {
-  const b = app.config.butler;
-  const m = b.mqttConfig;
-  const u = b.udpServerConfig;
-  const s = u.sessionConnectionEvents;
-  if (!m.enable || !u.enable || !s.enable || !app.inbox || !app.outbox || !app.store) return;
-  const topic = (value: string) => value || null;
-  const handler = new UserEventHandler(
-    {
-      topics: {
-        sessionStart: topic(m.sessionStartTopic),
-        sessionStop: topic(m.sessionStopTopic),
-        connectionOpen: topic(m.connectionOpenTopic),
-        connectionClose: topic(m.connectionCloseTopic),
-        event: topic(m.userEventTopic),
-        activeUserCount: topic(m.activeUserCountTopic),
-        activeUsers: topic(m.activeUsersTopic),
-      },
-      sessionIdleMinutes: s.sessionIdleMinutes,
-      excludeUsers: s.excludeUsers,
-      retainActiveUsers: !m.azureEventGrid.enable,
-    },
-    { store: app.store, outbox: app.outbox, logger: app.logger },
-  );
-  const listener = new UdpListener<UserEvent>(
-    {
-      ...sharedUdpOptions(u),
-      name: 'session events',
-      source: 'udp_session',
-      port: u.portSessionConnectionEvents,
-      deduplicate: false,
-    },
-    {
-      parse: userEventDatagramParser(s.excludeUsers),
-      describe: describeUserEvent,
-      onAccepted: (event) => handler.handle(event),
-    },
-    { inbox: app.inbox, logger: app.logger, metrics: app.metrics, activity: app.activity },
-  );
-  // The state is loaded before the socket opens, so events left in the inbox apply on top of it.
-  app.addPart({ name: 'active users', start: () => handler.start(), stop: () => handler.stop() });
-  app.addPart({ name: 'UDP session events listener', start: () => listener.start(), stop: () => listener.stop() });
 }

@@ -3,7 +3,6 @@
 import type { Command } from 'commander';
 import { loadConfigOrExit } from './config-file.ts';
 import { App, StartError } from '../app.ts';
-import { buildFeatures } from '../features.ts';
 
 export function registerRun(program: Command): void {
   program
@@ -13,7 +12,6 @@ export function registerRun(program: Command): void {
     .action(async (opts: { config?: string }) => {
       const config = loadConfigOrExit(opts.config);
       const app = new App(config);
-      buildFeatures(app);
       let stopping = false;
       const shutdown = (signal: string) => {
         if (stopping) {

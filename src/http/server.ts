@@ -1,24 +1,16 @@
-// The HTTP server (Fastify): liveness and readiness, the OpenAPI document and UI, the REST publish
-// route, plain or TLS. Also the one registration point of the two inbound paths — this server and the
-// MQTT task-start subscriber — because the server must exist even when MQTT is off (health, 503s).
-//
-// Adding routes later (metrics, status page): `registerInbound` returns the HttpServer before it
-// listens; call `http.register(plugin, opts)` (a Fastify plugin, encapsulated) from features.ts.
-// Reuse `http.rateLimit` / `http.requireToken` as onRequest hooks where a route needs them.
+// The HTTP server (Fastify): liveness and readiness, the OpenAPI document and UI, plain or TLS. The
+// composition root builds it when restServerConfig.enable is on (also when MQTT is off: health, 503s);
+// features add their routes with `http.register(plugin, opts)` (a Fastify plugin, encapsulated) before
+// it listens, reusing `http.rateLimit` / `http.requireToken` as onRequest hooks where they need them.
 import { packageVersion } from '../package-root.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { App } from '../app.ts';
-import type { FeatureContext } from '../features.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { publishRoutes } from './routes/publish.ts';
-import { CommandSubscriber } from '../mqtt/command-subscriber.ts';
 import { readPem } from '../mqtt/connection.ts';
-import { QRS_MISSING_DETAIL, TaskStarter, taskStartResultPayload } from '../alerts/task-start.ts';
 
 export const JSON_UTF8 = 'application/json; charset=utf-8';
 
@@ -220,75 +212,4 @@ export class HttpServer {
   async stop(): Promise<void> {
     await this.fastify.close();
   }
-}
-
-export interface Inbound {
-  /** null when restServerConfig.enable is false. */
-  http: HttpServer | null;
-  /** null when MQTT is off. */
-  commands: CommandSubscriber | null;
-}
-
-/**
- * Builds the inbound paths the config enables: the MQTT task-start subscriber (MQTT on), the HTTP
- * server (restServerConfig.enable, also when MQTT is off) and its publish route
- * (restServerEndpointsEnable.mqttPublishMessage). Call it before features that need the outbox
- * return early, so the HTTP server exists either way.
- */
-export function registerInbound(app: App, ctx: FeatureContext): Inbound {
-  const b = app.config.butler;
-  const inbound: Inbound = { http: null, commands: null };
-
-  if (app.connection && app.inbox && app.outbox) {
-    const qrs = ctx.qrs();
-    const f = b.startTaskFilter;
-    const starter = qrs
-      ? new TaskStarter(
-          { enable: f.enable, taskIds: f.allowTask.taskId, tags: f.allowTask.tag, customProperties: f.allowTask.customProperty.map((cp) => ({ name: cp.name, value: cp.value })) },
-          { qrs, logger: app.logger },
-        )
-      : null;
-    const commands = new CommandSubscriber(
-      {
-        subscriptionRootTopic: b.mqttConfig.subscriptionRootTopic,
-        taskStartTopic: b.mqttConfig.taskStartTopic,
-        resultTopic: b.mqttConfig.taskStartResultTopic,
-        resultPayload: taskStartResultPayload,
-      },
-      { connection: app.connection, inbox: app.inbox, sink: app.outbox, starter, unavailableDetail: QRS_MISSING_DETAIL, logger: app.logger, metrics: app.metrics, activity: app.activity },
-    );
-    app.addPart({ name: 'task start commands', start: () => commands.start(), stop: () => commands.stop() });
-    inbound.commands = commands;
-  }
-
-  const r = b.restServerConfig;
-  if (r.enable) {
-    const http = new HttpServer(
-      {
-        host: r.serverHost,
-        port: r.serverPort,
-        tls: r.tls.enable ? { cert: r.tls.cert, key: r.tls.key, ca: r.tls.ca } : null,
-        bodyLimitBytes: r.bodyLimitBytes,
-        rateLimitPerMinute: r.rateLimitPerMinute,
-        apiToken: r.apiToken,
-      },
-      { logger: app.logger, metrics: app.metrics, readiness: () => app.readiness() },
-    );
-    if (b.restServerEndpointsEnable.mqttPublishMessage) {
-      http.register(publishRoutes, {
-        outbox: app.outbox,
-        delivery: app.publisher,
-        allowedTopicPrefixes: r.publishAllowedTopicPrefixes,
-        waitTimeoutMs: r.waitTimeoutMs,
-        tokenRequired: Boolean(r.apiToken),
-        hooks: { rateLimit: http.rateLimit, requireToken: http.requireToken },
-        logger: app.logger,
-        metrics: app.metrics,
-        activity: app.activity,
-      });
-    }
-    app.addPart({ name: 'HTTP server', start: () => http.start(), stop: () => http.stop() });
-    inbound.http = http;
-  }
-  return inbound;
 }

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 
@@ -45,6 +45,31 @@ export function readPem(file: string, what: string): Buffer {
   }
 }
 
+export type MessageHandler = (topic: string, payload: Buffer, packet: IPublishPacket) => void;
+
+export interface Subscription {
+  filter: string;
+  qos: 0 | 1 | 2;
+  handler: MessageHandler;
+}
+
+/** MQTT topic filter matching (+ one level, # the rest); a `$share/<group>/` prefix routes by the inner filter. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const inner = filter.startsWith('$share/') ? filter.split('/').slice(2).join('/') : filter;
+  const f = inner.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return !(i === 0 && topic.startsWith('$'));
+    if (i >= t.length) return false;
+    if (f[i] === '+') {
+      if (i === 0 && topic.startsWith('$')) return false;
+      continue;
+    }
+    if (f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
 export declare interface BrokerConnection {
   on(event: 'connect', listener: () => void): this;
   on(event: 'disconnect', listener: () => void): this;
@@ -59,6 +84,7 @@ export class BrokerConnection extends EventEmitter {
   private connectedSince: number | null = null;
   /** An error event explained the current attempt's failure (so a bare close needs no extra line). */
   private attemptFailedVisibly = false;
+  private readonly subscriptions = new Set<Subscription>();
 
   constructor(
     readonly options: BrokerConnectionOptions,
@@ -108,7 +134,11 @@ export class BrokerConnection extends EventEmitter {
       this.connectedSince = Date.now();
       this.deps.metrics?.brokerConnected.set({ broker: o.name }, 1);
       this.deps.logger.info({ broker: o.name, host: o.host, port: o.port, clientId: o.clientId }, `connected to MQTT broker ${o.host}:${o.port}`);
+      for (const sub of this.subscriptions) this.sendSubscribe(sub);
       this.emit('connect');
+    });
+    this.client.on('message', (topic, payload, packet) => {
+      for (const sub of this.subscriptions) if (topicMatches(sub.filter, topic)) sub.handler(topic, payload, packet);
     });
     this.client.on('error', (err) => {
       // While we disconnect, the broker may still deliver a QoS 1 message (under the subscription root,
@@ -133,6 +163,31 @@ export class BrokerConnection extends EventEmitter {
       }
       this.attemptFailedVisibly = false;
       this.scheduleReconnect();
+    });
+  }
+
+  /**
+   * Subscribes now (when connected) and on every later connect (a clean session forgets
+   * subscriptions); messages matching the filter go to the handler.
+   */
+  subscribe(filter: string, opts: { qos: 0 | 1 | 2 }, handler: MessageHandler): Subscription {
+    const sub: Subscription = { filter, qos: opts.qos, handler };
+    this.subscriptions.add(sub);
+    if (this.client.connected) this.sendSubscribe(sub);
+    return sub;
+  }
+
+  unsubscribe(sub: Subscription): void {
+    if (!this.subscriptions.delete(sub)) return;
+    if (this.client.connected) this.client.unsubscribe(sub.filter);
+  }
+
+  private sendSubscribe(sub: Subscription): void {
+    const log = this.deps.logger;
+    this.client.subscribe(sub.filter, { qos: sub.qos }, (err, granted) => {
+      const refused = granted?.some((g) => g.qos === 128 || (g as { reasonCode?: number }).reasonCode !== undefined && ((g as { reasonCode?: number }).reasonCode as number) >= 0x80);
+      if (err || refused) log.error({ topic: sub.filter, err: err?.message }, `could not subscribe to ${sub.filter}: ${err ? err.message : 'refused by the broker'}`);
+      else log.debug({ topic: sub.filter }, `subscribed to ${sub.filter}`);
     });
   }
 

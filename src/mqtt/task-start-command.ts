@@ -10,7 +10,10 @@ export interface TaskStartCommand {
   form: 'plain' | 'json';
 }
 
-export type TaskStartRejectReason = 'empty' | 'invalid_uuid' | 'invalid_json' | 'missing_task_id' | 'not_utf8';
+export type TaskStartRejectReason = 'empty' | 'invalid_uuid' | 'invalid_json' | 'missing_task_id' | 'not_utf8' | 'correlation_id_too_long';
+
+/** Longest correlationId accepted (characters); it is echoed in the result and kept for deduplication. */
+export const MAX_CORRELATION_ID = 200;
 
 export interface TaskStartRejection {
   reason: TaskStartRejectReason;
@@ -99,6 +102,10 @@ function parseJsonForm(text: string): TaskStartParseResult {
   const obj = body as Record<string, unknown>;
   const rawCorrelation = Object.hasOwn(obj, 'correlationId') ? obj['correlationId'] : undefined;
   const correlationId = typeof rawCorrelation === 'string' ? rawCorrelation : undefined;
+  if (correlationId !== undefined && correlationId.length > MAX_CORRELATION_ID) {
+    // Not echoed: the answer would carry the whole oversized id back.
+    return reject('correlation_id_too_long', `"correlationId" has ${correlationId.length} characters; at most ${MAX_CORRELATION_ID} are accepted`);
+  }
   const extra = correlationId === undefined ? {} : { correlationId };
 
   const rawTaskId = Object.hasOwn(obj, 'taskId') ? obj['taskId'] : undefined;

@@ -2,7 +2,7 @@
 // every part that counts something. Label values are small fixed sets (source, reason, kind).
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 
-export type SampledGauge = 'outboxDepth' | 'outboxBytes' | 'outboxOldestAge' | 'inboxDepth' | 'inboxOldestAge';
+export type SampledGauge = 'outboxDepth' | 'outboxBytes' | 'outboxOldestAge' | 'inboxDepth' | 'inboxOldestAge' | 'inboxQuarantined';
 
 /**
  * A one-label counter on a hot path (several increments per event in a storm): an increment adds to
@@ -49,6 +49,22 @@ export class Metrics {
   readonly outboxOldestAge = new Gauge({ name: 'butler_mqtt_outbox_oldest_age_seconds', help: 'Age of the oldest outbox message', registers: [this.registry], collect: () => this.sample('outboxOldestAge') });
   readonly inboxDepth = new Gauge({ name: 'butler_mqtt_inbox_events', help: 'Accepted events not yet fully handled', registers: [this.registry], collect: () => this.sample('inboxDepth') });
   readonly inboxOldestAge = new Gauge({ name: 'butler_mqtt_inbox_oldest_age_seconds', help: 'Age of the oldest inbox event', registers: [this.registry], collect: () => this.sample('inboxOldestAge') });
+
+  readonly inboxQuarantined = new Gauge({ name: 'butler_mqtt_inbox_quarantined_events', help: 'Accepted events set aside after failing too often (butler-mqtt inbox list)', registers: [this.registry], collect: () => this.sample('inboxQuarantined') });
+  readonly eventsQuarantined = new Counter({ name: 'butler_mqtt_events_quarantined_total', help: 'Events set aside after failing too often, by source and reason', labelNames: ['source', 'reason'] as const, registers: [this.registry] });
+  readonly handlerRetries = new Counter({ name: 'butler_mqtt_handler_retries_total', help: 'Failed handling attempts that were retried, by source', labelNames: ['source'] as const, registers: [this.registry] });
+  readonly outboxWaits = new Counter({ name: 'butler_mqtt_outbox_full_waits_total', help: 'Times an event waited for room in a full outbox (nothing is dropped), by source', labelNames: ['source'] as const, registers: [this.registry] });
+  readonly udpKernelDrops = new Gauge({
+    name: 'butler_mqtt_udp_kernel_drops',
+    help: 'Datagrams the kernel dropped on a UDP socket before the bridge read them (Linux /proc/net/udp drops), by port',
+    labelNames: ['port'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const read of this.dropReaders) read();
+    },
+  });
+  /** Readers that set udpKernelDrops at scrape time (one per UDP source). */
+  readonly dropReaders = new Set<() => void>();
 
   readonly brokerConnected = new Gauge({ name: 'butler_mqtt_broker_connected', help: '1 when connected to the broker', labelNames: ['broker'] as const, registers: [this.registry] });
   readonly brokerReconnects = new Counter({ name: 'butler_mqtt_broker_reconnects_total', help: 'Reconnect attempts', labelNames: ['broker'] as const, registers: [this.registry] });

@@ -5,7 +5,7 @@
 // stores its messages and burns its key in one transaction.
 import type { Db, Store } from './sqlite.ts';
 import type { Outbox } from './outbox.ts';
-import { OutboxFullError, type OutgoingMessage } from './types.ts';
+import type { OutgoingMessage } from './types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 
 export interface InboxRow {
@@ -15,6 +15,15 @@ export interface InboxRow {
   dedupKey: string | null;
   meta: string | null;
   receivedAt: number;
+  /** Failed handling attempts so far (kept across restarts). */
+  attempts?: number;
+}
+
+/** An event taken out of the work queue because its handling kept failing. */
+export interface QuarantinedRow extends InboxRow {
+  attempts: number;
+  lastError: string;
+  quarantinedAt: number;
 }
 
 export class InboxFullError extends Error {
@@ -50,7 +59,9 @@ function ownCopy(key: string): string {
 }
 
 export class Inbox {
-  private count: number;
+  /** Events waiting or in progress (quarantined ones not included). */
+  private count = 0;
+  private quarantinedCount = 0;
   /** Keys of events accepted but not yet completed; they count as seen. */
   private readonly inProgress = new Map<string, number>();
   /** Keys of completed events, with expiry time (ms). Mirrors the dedup log (latest expiry per key). */
@@ -69,25 +80,41 @@ export class Inbox {
       remove: db.prepare('DELETE FROM inbox WHERE id = ?'),
       burn: db.prepare('INSERT INTO dedup_log (key, expires_at) VALUES (?, ?)'),
       purge: db.prepare('DELETE FROM dedup_log WHERE expires_at <= ?'),
-      pending: db.prepare('SELECT id, source, payload, dedup_key AS dedupKey, meta, received_at AS receivedAt FROM inbox WHERE source = ? AND id > ? ORDER BY id LIMIT ?'),
+      pending: db.prepare(
+        'SELECT id, source, payload, dedup_key AS dedupKey, meta, received_at AS receivedAt, attempts FROM inbox WHERE source = ? AND id > ? AND quarantined_at IS NULL ORDER BY id LIMIT ?',
+      ),
+      failed: db.prepare('UPDATE inbox SET attempts = attempts + 1, last_error = ? WHERE id = ?'),
+      quarantine: db.prepare('UPDATE inbox SET attempts = ?, last_error = ?, quarantined_at = ? WHERE id = ?'),
+      quarantined: db.prepare(
+        'SELECT id, source, payload, dedup_key AS dedupKey, meta, received_at AS receivedAt, attempts, last_error AS lastError, quarantined_at AS quarantinedAt FROM inbox WHERE quarantined_at IS NOT NULL AND (? IS NULL OR source = ?) ORDER BY id LIMIT ?',
+      ),
       // The first event accepted (lowest id): one B-tree lookup, where min(received_at) read every row.
       oldest: db.prepare('SELECT received_at AS t FROM inbox ORDER BY id LIMIT 1'),
     };
-    this.count = (db.prepare('SELECT count(*) AS n FROM inbox').get() as { n: number }).n;
+    const countRows = () => {
+      const r = db.prepare('SELECT count(*) AS n, count(quarantined_at) AS q FROM inbox').get() as { n: number; q: number };
+      this.count = r.n - r.q;
+      this.quarantinedCount = r.q;
+    };
+    countRows();
     const now = Date.now();
     this.stmts.purge.run(now);
     for (const r of db.prepare('SELECT key, expires_at AS e FROM dedup_log').all() as { key: string; e: number }[]) {
       if ((this.burned.get(r.key) ?? 0) < r.e) this.burned.set(r.key, r.e);
     }
     for (const r of db.prepare('SELECT id, dedup_key AS k FROM inbox WHERE dedup_key IS NOT NULL').all() as { id: number; k: string }[]) this.inProgress.set(r.k, r.id);
-    store.onCommitFailed(() => {
-      this.count = (db.prepare('SELECT count(*) AS n FROM inbox').get() as { n: number }).n;
-    });
+    store.onCommitFailed(countRows);
     metrics?.sampleOnCollect('inboxDepth', () => this.count);
+    metrics?.sampleOnCollect('inboxQuarantined', () => this.quarantinedCount);
   }
 
   get depth(): number {
     return this.count;
+  }
+
+  /** Events taken out of the work queue after failing too often (see quarantine()). */
+  get quarantined(): number {
+    return this.quarantinedCount;
   }
 
   /** True when the key belongs to an event in progress or handled within the TTL. */
@@ -123,14 +150,15 @@ export class Inbox {
 
   /**
    * Finishes an event: its messages go to the outbox, the row leaves the inbox and its dedup key is
-   * burned for the TTL — all in one transaction. Rejects with OutboxFullError (the event stays).
+   * burned for the TTL (the inbox's, or `dedupTtlMs`) — all in one transaction. Rejects with
+   * OutboxFullError (the event stays).
    * Resolves with the outbox row ids of the messages, those of `step` last (for the status page's
    * activity list).
    */
-  async complete(row: Pick<InboxRow, 'id' | 'dedupKey'>, messages: OutgoingMessage[], step?: CompletionStep): Promise<number[]> {
+  async complete(row: Pick<InboxRow, 'id' | 'dedupKey'>, messages: OutgoingMessage[], step?: CompletionStep, dedupTtlMs = this.options.dedupTtlMs): Promise<number[]> {
     if (messages.length > 0) this.outbox.validate(messages);
-    const expires = Date.now() + this.options.dedupTtlMs;
-    const ids = await this.finish(row.dedupKey, expires, messages, step, () => this.stmts.remove.run(row.id), true);
+    const expires = Date.now() + dedupTtlMs;
+    const ids = await this.finish(row.dedupKey, expires, messages, step, () => this.stmts.remove.run(row.id));
     this.count -= 1;
     if (row.dedupKey !== null) {
       this.inProgress.delete(row.dedupKey);
@@ -146,15 +174,14 @@ export class Inbox {
    * the commit, everything after it. Rejects with OutboxFullError (nothing stored; the caller takes
    * the inbox path instead) or MessageRejectedError.
    */
-  async acceptHandled(dedupKey: string | null, messages: OutgoingMessage[], step?: CompletionStep): Promise<{ status: 'accepted'; ids: number[] } | { status: 'duplicate' }> {
+  async acceptHandled(dedupKey: string | null, messages: OutgoingMessage[], step?: CompletionStep, dedupTtlMs = this.options.dedupTtlMs): Promise<{ status: 'accepted'; ids: number[] } | { status: 'duplicate' }> {
     if (dedupKey !== null && this.isDuplicate(dedupKey)) return { status: 'duplicate' };
     if (messages.length > 0) this.outbox.validate(messages);
     // Reserved while the commit is pending, so a resend arriving meanwhile is seen as a duplicate.
     if (dedupKey !== null) this.inProgress.set(dedupKey, -1);
-    const expires = Date.now() + this.options.dedupTtlMs;
+    const expires = Date.now() + dedupTtlMs;
     try {
-      // A full outbox is not counted here: the caller falls back to the inbox path, which counts it.
-      const ids = await this.finish(dedupKey, expires, messages, step, null, false);
+      const ids = await this.finish(dedupKey, expires, messages, step, null);
       if (dedupKey !== null) this.burned.set(ownCopy(dedupKey), expires);
       return { status: 'accepted', ids };
     } finally {
@@ -162,27 +189,23 @@ export class Inbox {
     }
   }
 
-  /** The transaction shared by complete() and acceptHandled(). */
-  private finish(dedupKey: string | null, expires: number, messages: OutgoingMessage[], step: CompletionStep | undefined, removeRow: (() => void) | null, countRefused: boolean): Promise<number[]> {
-    let offered = messages;
-    return this.store
-      .write((db) => {
-        removeRow?.();
-        if (dedupKey !== null) this.stmts.burn.run(dedupKey, expires);
-        const extra = step?.(db) ?? undefined;
-        const all = extra?.messages?.length ? [...messages, ...extra.messages] : messages;
-        offered = all;
-        if (extra?.messages?.length) this.outbox.validate(extra.messages);
-        // Last: the outbox bounds may throw, and a throw rolls back the whole savepoint.
-        const stored = all.length > 0 ? this.outbox.insertInTransaction(db, all) : [];
-        extra?.applied?.();
-        return stored;
-      })
-      .catch((err: unknown) => {
-        // Counted like a refused enqueue: a full outbox must show in the metrics even though the event waits.
-        if (countRefused && err instanceof OutboxFullError) for (const m of offered) this.metrics?.messagesRefused.inc({ kind: m.kind ?? 'other', reason: 'outbox_full' });
-        throw err;
-      });
+  /**
+   * The transaction shared by complete() and acceptHandled(). A full outbox rejects it with
+   * OutboxFullError and is not counted as a refusal: the event is kept and waits (the pipeline counts
+   * the wait), nothing is lost.
+   */
+  private finish(dedupKey: string | null, expires: number, messages: OutgoingMessage[], step: CompletionStep | undefined, removeRow: (() => void) | null): Promise<number[]> {
+    return this.store.write((db) => {
+      removeRow?.();
+      if (dedupKey !== null) this.stmts.burn.run(dedupKey, expires);
+      const extra = step?.(db) ?? undefined;
+      const all = extra?.messages?.length ? [...messages, ...extra.messages] : messages;
+      if (extra?.messages?.length) this.outbox.validate(extra.messages);
+      // Last: the outbox bounds may throw, and a throw rolls back the whole savepoint.
+      const stored = all.length > 0 ? this.outbox.insertInTransaction(db, all) : [];
+      extra?.applied?.();
+      return stored;
+    });
   }
 
   /**
@@ -193,6 +216,27 @@ export class Inbox {
     await this.store.writeStatements(() => this.stmts.remove.run(row.id));
     this.count -= 1;
     if (row.dedupKey !== null) this.inProgress.delete(row.dedupKey);
+  }
+
+  /** Records one failed attempt durably, so a crash loop still ends in quarantine. */
+  async noteFailure(row: Pick<InboxRow, 'id'>, error: string): Promise<void> {
+    await this.store.writeStatements(() => this.stmts.failed.run(error.slice(0, 2000), row.id));
+  }
+
+  /**
+   * Takes an event out of the work queue: it stays in the inbox (its dedup key still counts as seen),
+   * with the number of attempts and the last error, until it is retried or dropped (`butler-mqtt
+   * inbox …`, which works on the file).
+   */
+  async quarantine(row: Pick<InboxRow, 'id'>, attempts: number, error: string): Promise<void> {
+    await this.store.writeStatements(() => this.stmts.quarantine.run(attempts, error.slice(0, 2000), Date.now(), row.id));
+    this.count -= 1;
+    this.quarantinedCount += 1;
+  }
+
+  /** Quarantined events, oldest first (all sources when `source` is null). */
+  listQuarantined(source: string | null = null, limit = 100): QuarantinedRow[] {
+    return this.stmts.quarantined.all(source, source, limit) as QuarantinedRow[];
   }
 
   /** Events of a source still waiting, oldest first (used at start-up and to refill the work queue). */

@@ -37,6 +37,8 @@ export class Outbox implements MessageSink {
   private bytes = 0;
   /** Rows committed by this process and not read yet, in id order (see peek()). */
   private readonly fresh = new Map<number, OutboxRow>();
+  /** Callers of waitForRoom(), woken by the next removal. */
+  private roomWaiters: (() => void)[] = [];
   private readonly insertStmt;
   private readonly peekStmt;
   private readonly deleteStmt;
@@ -185,6 +187,21 @@ export class Outbox implements MessageSink {
         for (const size of sizes) this.bytes -= size;
       }
     });
+    this.wakeRoomWaiters();
+  }
+
+  /**
+   * Resolves at the next removal (or recount): waiting work checks for room then, instead of
+   * polling on a timer, so it resumes as soon as the broker takes messages again.
+   */
+  waitForRoom(): Promise<void> {
+    return new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  private wakeRoomWaiters(): void {
+    if (this.roomWaiters.length === 0) return;
+    const waiters = this.roomWaiters.splice(0);
+    for (const wake of waiters) wake();
   }
 
   /** After a rolled-back transaction the in-memory totals may be off; this re-reads them. */
@@ -193,6 +210,7 @@ export class Outbox implements MessageSink {
     const totals = this.store.db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
     this.count = totals.n;
     this.bytes = totals.b;
+    this.wakeRoomWaiters();
   }
 
   oldestAgeSeconds(): number {

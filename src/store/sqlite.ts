@@ -47,6 +47,11 @@ const MIGRATIONS: string[] = [
   `CREATE TABLE dedup_log (expires_at INTEGER NOT NULL, key TEXT NOT NULL);
    INSERT INTO dedup_log (expires_at, key) SELECT expires_at, key FROM dedup ORDER BY expires_at;
    DROP TABLE dedup;`,
+  // Quarantine: an event whose handling keeps failing stays in the inbox, out of the work queue, with
+  // the number of failed attempts and the last error, until an operator retries or drops it.
+  `ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE inbox ADD COLUMN last_error TEXT;
+   ALTER TABLE inbox ADD COLUMN quarantined_at INTEGER;`,
 ];
 
 export interface StoreOptions {

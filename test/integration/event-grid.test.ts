@@ -15,7 +15,6 @@ import { createTestPki, type CertPair, type TestPki } from '../support/certs.ts'
 import { waitFor } from '../support/wait.ts';
 import { ConfigError, loadConfigFile, parseConfigText } from '../../src/config/load.ts';
 import { App, mainConnectionOptions } from '../../src/app.ts';
-import { buildFeatures } from '../../src/features.ts';
 import { MessageRejectedError } from '../../src/store/types.ts';
 
 type Json = Record<string, unknown>;
@@ -77,7 +76,6 @@ async function connectOnce(options: IClientOptions): Promise<{ outcome: string; 
 async function startRecorded(file: string): Promise<{ app: App; logs: string[]; sent: Packet[]; stop(): Promise<void> }> {
   const logs: string[] = [];
   const app = new App(loadConfigFile(file), { logDestination: { write: (l: string) => logs.push(l) }, logPretty: false });
-  buildFeatures(app);
   const sent: Packet[] = [];
   app.connection!.client.on('packetsend', (p) => sent.push(p));
   await app.start();

@@ -424,13 +424,15 @@ test('taskFailureSendFull / taskAbortedSendFull false: only the basic messages',
   }
 });
 
-test('P3 is delivered even when the broker comes later; P4 "error" when the socket cannot listen', async () => {
+test('P3 is delivered even when the broker comes later; a port that cannot be bound stops the start-up and announces nothing', async () => {
   const late = await startBroker({ persistence: true });
   const lateSub = await collect(late.url, STATUS, { clean: false, clientId: `late-${randomUUID().slice(0, 8)}`, reconnectPeriod: 100 });
   await sleep(1500); // Mosquitto saves the subscription once a second
   await late.stop();
   const port = await freeUdpPort();
-  // The port is taken: the listener cannot bind, reports "error", and the bridge does not start.
+  // The port is taken: the listener cannot bind and the bridge does not start. Every listener binds
+  // before anything is announced, so no "error" is left in the outbox for the next start to publish
+  // (that start's listener works: it says "start").
   const squatter = dgram.createSocket('udp4');
   await new Promise<void>((r) => squatter.bind(port, '127.0.0.1', () => r()));
   const file = alertConfig(late.port, port, 'late');
@@ -439,11 +441,13 @@ test('P3 is delivered even when the broker comes later; P4 "error" when the sock
   const b = await startInProcess(file);
   try {
     assert.equal(b.app.connection!.connected, false);
-    await waitFor(() => b.app.outbox!.depth >= 2, 5000, 'error and start in the outbox');
+    await waitFor(() => b.app.outbox!.depth >= 1, 5000, '"start" in the outbox');
     await late.restart();
-    await lateSub.waitForCount(2, 15_000, STATUS);
-    await sleep(200);
-    assert.deepEqual(lateSub.texts(STATUS), ['error', 'start']);
+    await lateSub.waitForCount(1, 15_000, STATUS);
+    // Watched for 1 s more: the broker delivers the whole outbox in one burst (two messages would
+    // arrive within milliseconds), so a second message would be here by then.
+    await sleep(1000);
+    assert.deepEqual(lateSub.texts(STATUS), ['start']);
   } finally {
     await b.stop();
     await lateSub.close();

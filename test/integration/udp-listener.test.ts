@@ -20,7 +20,9 @@ import { Outbox } from '../../src/store/outbox.ts';
 import { Inbox } from '../../src/store/inbox.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
-import { UdpListener, type DatagramParse } from '../../src/sense/udp-listener.ts';
+import { UdpSource } from '../../src/sense/udp-source.ts';
+import { Pipeline } from '../../src/pipeline/pipeline.ts';
+import type { ParseResult } from '../../src/pipeline/lane.ts';
 import { parseSchedulerDatagram } from '../../src/alerts/task-alerts.ts';
 import { parseUserEvent, type UserEvent } from '../../src/sense/user-event.ts';
 
@@ -272,26 +274,31 @@ test('a burst of 2,000 distinct failure datagrams from one sender, default confi
   }
 });
 
-test('one listener implementation, two ports, two parsers: scheduler events and proxy session events side by side', async () => {
+test('one source and one pipeline implementation, two ports, two parsers: scheduler events and proxy session events side by side', async () => {
   const store = new Store({ file: path.join(tmp.dir, 'two-ports', 'store.sqlite') });
   const outbox = new Outbox(store, { maxMessages: 1000, maxBytes: 1 << 20, defaultQos: 1, maxQos: 2, maxPacketBytes: 0 });
   const inbox = new Inbox(store, outbox, { maxEvents: 1000, dedupTtlMs: 60_000 });
   const metrics = new Metrics({ processMetrics: false });
-  const deps = { inbox, logger: silentLogger(), metrics };
-  const queue = { maxConcurrent: 2, maxSize: 10, backpressureThreshold: 80 };
-  const common = { host: '127.0.0.1', port: 0, maxMessageSize: 65507, receiveBufferBytes: 1 << 20, allowedSources: null, maxMessagesPerMinute: null, deduplicate: true, queue };
-  const parseSession = (buf: Buffer): DatagramParse<UserEvent> => {
+  const logger = silentLogger();
+  const pipeline = new Pipeline({ inbox, outbox, logger, metrics });
+  const common = { host: '127.0.0.1', port: 0, maxMessageSize: 65507, receiveBufferBytes: 1 << 20, allowedSources: null, maxMessagesPerMinute: null };
+  const lane = { concurrency: 2, queueSize: 10 };
+  const parseSession = (buf: Buffer): ParseResult<UserEvent> => {
     const r = parseUserEvent(buf);
     return r.ok ? { ok: true, event: r.value, dedupKey: null } : { ok: false, reason: r.error.reason, detail: r.error.detail };
   };
-  const tasks = new UdpListener({ ...common, name: 'task events', source: 'udp_task' }, {
+  const taskLane = pipeline.lane({ ...lane, source: 'udp_task', name: 'task events' }, {
     parse: parseSchedulerDatagram,
-    onAccepted: async (e) => [{ topic: 'test/task', payload: `${e.type}:${e.taskName}`, kind: 'test' }],
-  }, deps);
-  const sessions = new UdpListener({ ...common, name: 'session events', source: 'udp_session' }, {
+    handle: async (e) => [{ topic: 'test/task', payload: `${e.type}:${e.taskName}`, kind: 'test' }],
+  });
+  const sessionLane = pipeline.lane({ ...lane, source: 'udp_session', name: 'session events' }, {
     parse: parseSession,
-    onAccepted: async (e) => [{ topic: 'test/session', payload: `${e.command}:${e.userDirectory}\\${e.userId}`, kind: 'test' }],
-  }, deps);
+    handle: async (e) => [{ topic: 'test/session', payload: `${e.command}:${e.userDirectory}\\${e.userId}`, kind: 'test' }],
+  });
+  const tasks = new UdpSource({ ...common, name: 'task events' }, taskLane, {}, { logger, metrics });
+  const sessions = new UdpSource({ ...common, name: 'session events' }, sessionLane, {}, { logger, metrics });
+  taskLane.start();
+  sessionLane.start();
   await tasks.start();
   await sessions.start();
   try {
@@ -303,6 +310,7 @@ test('one listener implementation, two ports, two parsers: scheduler events and 
     await waitFor(() => outbox.depth === 2 && inbox.depth === 0, 5000, 'two messages in the outbox');
     const rows = outbox.peek(0, 10).map((r) => [r.topic, r.payload.toString('utf8')]);
     assert.deepEqual(rows.sort(), [['test/session', 'Start session:CORP\\anna'], ['test/task', 'failed:Nightly finance reload']]);
+    await waitFor(async () => (await metrics.total('butler_mqtt_events_rejected_total')) === 2, 5000, 'two rejections');
     assert.equal(await metrics.total('butler_mqtt_events_rejected_total', { source: 'udp_session', reason: 'unknown_type' }), 1);
     assert.equal(await metrics.total('butler_mqtt_events_rejected_total', { source: 'udp_task', reason: 'unknown_type' }), 1);
     assert.equal(await metrics.total('butler_mqtt_events_accepted_total', { source: 'udp_session' }), 1);
@@ -310,6 +318,8 @@ test('one listener implementation, two ports, two parsers: scheduler events and 
   } finally {
     await tasks.stop();
     await sessions.stop();
+    await taskLane.stop();
+    await sessionLane.stop();
     store.close();
   }
 });

@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.ts';
 import { App } from '../../src/app.ts';
-import { buildFeatures } from '../../src/features.ts';
 import { waitFor } from './wait.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -63,7 +62,6 @@ export async function startInProcess(configFile: string): Promise<InProcessBridg
   const logs: string[] = [];
   const config = loadConfigFile(configFile);
   const app = new App(config, { logDestination: { write: (l: string) => logs.push(l) }, logPretty: false });
-  buildFeatures(app);
   await app.start();
   return { app, logs, stop: () => app.stop() };
 }

@@ -62,7 +62,7 @@ test('no dedup key and no messages: nothing but the commit', async () => {
   s.close();
 });
 
-test('a full outbox: nothing stored, the key stays free, the refusal is left to the inbox path to count', async () => {
+test('a full outbox: nothing stored, the key stays free, nothing counted as refused (the event is kept; the pipeline counts its wait)', async () => {
   const s = setup('full', 2);
   await s.outbox.enqueue([{ topic: 'x/1', payload: 'one' }]);
   await assert.rejects(s.inbox.acceptHandled('exec-2', [{ topic: 't/basic', payload: 'a' }, { topic: 't/full', payload: 'b' }]), OutboxFullError);
@@ -70,11 +70,12 @@ test('a full outbox: nothing stored, the key stays free, the refusal is left to 
   assert.deepEqual(s.file.keys(), []);
   assert.equal(s.inbox.isDuplicate('exec-2'), false, 'the key is free again');
   assert.equal(await s.metrics.total('butler_mqtt_messages_refused_total'), 0);
-  // The inbox path takes it and, when completing fails the same way, counts the refusal.
+  // The inbox path takes it; completing fails the same way and the event stays in the inbox. No
+  // message was lost, so none is counted as refused.
   const accepted = await s.inbox.accept('udp_task', Buffer.from('x'), 'exec-2');
   assert.equal(accepted.status, 'accepted');
   await assert.rejects(s.inbox.complete({ id: accepted.status === 'accepted' ? accepted.id : 0, dedupKey: 'exec-2' }, [{ topic: 't/basic', payload: 'a' }, { topic: 't/full', payload: 'b' }]), OutboxFullError);
-  assert.equal(await s.metrics.total('butler_mqtt_messages_refused_total', { reason: 'outbox_full' }), 2);
+  assert.equal(await s.metrics.total('butler_mqtt_messages_refused_total'), 0);
   assert.equal(s.file.inboxRows(), 1);
   s.close();
 });

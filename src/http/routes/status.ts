@@ -10,7 +10,7 @@ import type { ActivityEntry, ActivityLog } from '../../observability/activity.ts
 import type { Logger } from '../../observability/logger.ts';
 import { JSON_UTF8, sendError, type RequestHook } from '../server.ts';
 
-/** What the page shows besides the activity list; built by the caller (src/http/operations.ts). */
+/** What the page shows besides the activity list; built by the caller (src/features/operations.ts). */
 export type StatusSnapshot = Record<string, unknown>;
 
 export interface TestEventResult {

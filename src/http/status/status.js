@@ -12,7 +12,8 @@
  * @typedef {{ version: string, host: string, clientId: string, startedAt: number, now: number, ready: boolean,
  *   reasons: string[], broker: Connection, cloudBroker: Connection, qrs: Connection,
  *   outbox: { depth: number, bytes: number, maxMessages: number, maxBytes: number, oldestAgeSeconds: number } | null,
- *   inbox: { depth: number, oldestAgeSeconds: number } | null, udp: { address: string } | null,
+ *   inbox: { depth: number, oldestAgeSeconds: number, quarantined: number } | null,
+ *   udp: { address: string, kernelDrops: number | null } | null,
  *   totals: Record<string, number>, testEvent: { enabled: boolean, via?: string, tokenRequired?: boolean } }} Status
  */
 
@@ -115,11 +116,13 @@ function renderStatus(s) {
     const label = o.depth === 0 ? 'Empty' : `${fmtInt(o.depth)} waiting`;
     const oldest = o.depth > 0 ? ` · oldest ${fmtDuration(o.oldestAgeSeconds)}` : '';
     const inbox = s.inbox && s.inbox.depth > 0 ? ` · ${fmtInt(s.inbox.depth)} events in progress` : '';
-    setCard('card-outbox', state, label, `${fmtBytes(o.bytes)} of ${fmtBytes(o.maxBytes)}${oldest}${inbox}`);
+    const quarantined = s.inbox && s.inbox.quarantined > 0 ? ` · ${fmtInt(s.inbox.quarantined)} events quarantined (butler-mqtt inbox list)` : '';
+    setCard('card-outbox', quarantined ? 'bad' : state, label, `${fmtBytes(o.bytes)} of ${fmtBytes(o.maxBytes)}${oldest}${inbox}${quarantined}`);
   }
 
   for (const key of ['received', 'accepted', 'rejected', 'delivered', 'refused']) byId(`t-${key}`).textContent = fmtInt(s.totals[key] ?? 0);
-  const udp = s.udp ? ` · UDP ${s.udp.address}` : '';
+  const drops = s.udp && s.udp.kernelDrops ? ` (${fmtInt(s.udp.kernelDrops)} datagrams dropped by the kernel: receive buffer too small)` : '';
+  const udp = s.udp ? ` · UDP ${s.udp.address}${drops}` : '';
   byId('footer-left').textContent = `butler-mqtt ${s.version} · up ${fmtDuration((s.now - s.startedAt) / 1000)}${udp}`;
   renderTestButton(s);
 }

@@ -1,15 +1,12 @@
 // Operating the bridge over HTTP: Prometheus metrics and the status page, added to the HTTP server
-// when there is one. Also wires the scrape-time gauges (age of the oldest outbox / inbox row), which
-// matter even without HTTP for anyone reading the registry.
+// when there is one.
 import dgram from 'node:dgram';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { packageVersion } from '../package-root.ts';
-import type { App } from '../app.ts';
-import type { FeatureContext } from '../features.ts';
-import type { HttpServer } from './server.ts';
-import { metricsRoutes } from './routes/metrics.ts';
-import { statusRoutes, type StatusSnapshot, type TestEventResult } from './routes/status.ts';
+import type { Feature, FeatureContext } from './feature.ts';
+import { metricsRoutes } from '../http/routes/metrics.ts';
+import { statusRoutes, type StatusSnapshot, type TestEventResult } from '../http/routes/status.ts';
 
 /** Topic of the test message when the UDP input is off. */
 export const TEST_EVENT_TOPIC = 'qliksense/butler/mqtt/test';
@@ -52,24 +49,33 @@ async function sendUdp(host: string, port: number, text: string): Promise<void> 
   }
 }
 
-export function registerOperations(app: App, ctx: FeatureContext, http: HttpServer | null): void {
-  const b = app.config.butler;
-  const m = b.mqttConfig;
-  const { metrics, outbox, inbox } = app;
-  const version = packageVersion();
-  metrics.buildInfo.set({ version, node: process.version }, 1);
-  if (outbox) metrics.sampleOnCollect('outboxOldestAge', () => outbox.oldestAgeSeconds());
-  if (inbox) metrics.sampleOnCollect('inboxOldestAge', () => inbox.oldestAgeSeconds());
+export const operations: Feature = {
+  name: 'metrics and status page',
+  enabled: (b) => b.restServerConfig.enable,
+  build(ctx) {
+    registerOperations(ctx);
+    return [];
+  },
+};
+
+function registerOperations(ctx: FeatureContext): void {
+  const http = ctx.http;
   if (!http) return;
+  const b = ctx.config.butler;
+  const m = b.mqttConfig;
+  const { metrics, activity, logger } = ctx;
+  const outbox = ctx.delivery?.outbox ?? null;
+  const inbox = ctx.delivery?.inbox ?? null;
+  const version = packageVersion();
 
   http.register(metricsRoutes, { metrics });
 
-  const qrs = b.configQRS.host ? ctx.qrs() : null;
+  const qrs = ctx.qrs();
   const startedAt = Date.now();
   const fwd = m.qlikSenseCloud.event.mqttForward;
   const cloudEnabled = m.enable && fwd.enable;
   const udp = b.udpServerConfig;
-  const conn = app.connection;
+  const conn = ctx.delivery?.connection ?? null;
 
   const gaugeValue = async (name: string, labels: Record<string, string>): Promise<number | null> => {
     const metric = metrics.registry.getSingleMetric(name);
@@ -92,20 +98,20 @@ export function registerOperations(app: App, ctx: FeatureContext, http: HttpServ
             } catch (err) {
               return { ok: false, message: `could not send the test datagram to ${host}:${udp.portTaskFailure}: ${(err as Error).message}` };
             }
-            app.logger.info(`status page: test datagram sent to ${host}:${udp.portTaskFailure}`);
+            logger.info(`status page: test datagram sent to ${host}:${udp.portTaskFailure}`);
             return { ok: true, message: `test reload-failed datagram sent to ${host}:${udp.portTaskFailure}` };
           },
         }
       : testEventVia === 'outbox' && outbox
         ? {
             send: async () => {
-              const id = app.activity.event({ source: 'status_page', summary: 'test message' });
+              const id = activity.event({ source: 'status_page', summary: 'test message' });
               const payload = JSON.stringify({ test: true, from: os.hostname(), at: new Date().toISOString() });
               try {
                 const rows = await outbox.enqueue([{ topic: TEST_EVENT_TOPIC, payload, kind: 'test_event' }]);
-                app.activity.messages(id, rows, [TEST_EVENT_TOPIC]);
+                activity.messages(id, rows, [TEST_EVENT_TOPIC]);
               } catch (err) {
-                app.activity.failed(id, (err as Error).message);
+                activity.failed(id, (err as Error).message);
                 return { ok: false, message: `test message refused: ${(err as Error).message}` };
               }
               return { ok: true, message: `test message queued for ${TEST_EVENT_TOPIC}` };
@@ -113,13 +119,19 @@ export function registerOperations(app: App, ctx: FeatureContext, http: HttpServ
           }
         : null;
 
+  /** Kernel receive-buffer drops over every UDP port (null where they cannot be read). */
+  const udpKernelDrops = async (): Promise<number | null> => {
+    const data = await metrics.udpKernelDrops.get();
+    return data.values.length === 0 ? null : data.values.reduce((sum, v) => sum + v.value, 0);
+  };
+
   const snapshot = async (): Promise<StatusSnapshot> => {
-    const readiness = app.readiness();
+    const readiness = ctx.readiness();
     const health = qrs?.health() ?? null;
     return {
       version,
       host: os.hostname(),
-      clientId: app.config.clientId,
+      clientId: ctx.config.clientId,
       startedAt,
       now: Date.now(),
       ready: readiness.ready,
@@ -141,8 +153,8 @@ export function registerOperations(app: App, ctx: FeatureContext, http: HttpServ
       outbox: outbox
         ? { depth: outbox.depth, bytes: outbox.byteSize, maxMessages: outbox.limits.maxMessages, maxBytes: outbox.limits.maxBytes, oldestAgeSeconds: outbox.oldestAgeSeconds() }
         : null,
-      inbox: inbox ? { depth: inbox.depth, oldestAgeSeconds: inbox.oldestAgeSeconds() } : null,
-      udp: udp.enable ? { address: `${udp.serverHost}:${udp.portTaskFailure}` } : null,
+      inbox: inbox ? { depth: inbox.depth, oldestAgeSeconds: inbox.oldestAgeSeconds(), quarantined: inbox.quarantined } : null,
+      udp: udp.enable ? { address: `${udp.serverHost}:${udp.portTaskFailure}`, kernelDrops: await udpKernelDrops() } : null,
       totals: {
         received: await metrics.total('butler_mqtt_events_received_total'),
         accepted: await metrics.total('butler_mqtt_events_accepted_total'),
@@ -154,13 +166,13 @@ export function registerOperations(app: App, ctx: FeatureContext, http: HttpServ
     };
   };
 
-  if (b.restServerConfig.testEventButton && !testEvent) app.logger.warn('restServerConfig.testEventButton is true but MQTT is disabled: the status page shows no test button');
+  if (b.restServerConfig.testEventButton && !testEvent) logger.warn('restServerConfig.testEventButton is true but MQTT is disabled: the status page shows no test button');
 
   http.register(statusRoutes, {
     snapshot,
-    activity: app.activity,
+    activity,
     testEvent,
     hooks: { rateLimit: http.rateLimit, requireToken: http.requireToken },
-    logger: app.logger,
+    logger,
   });
 }

@@ -1,0 +1,65 @@
+// Start Sense tasks from MQTT: the command source on the main broker feeds the command lane, whose
+// handler applies the start filter and starts the task through QRS, answering on the result topic.
+import type { Feature } from './feature.ts';
+import { COMMAND_SOURCE, describeCommand, parseCommandInput, TaskCommandHandler } from '../alerts/task-commands.ts';
+import { QRS_MISSING_DETAIL, TaskStarter, taskStartResultPayload } from '../alerts/task-start.ts';
+import { CommandSource } from '../mqtt/command-source.ts';
+import type { TaskStartCommand } from '../mqtt/task-start-command.ts';
+
+export const taskStartCommands: Feature = {
+  name: 'task start commands',
+  enabled: (b) => b.mqttConfig.enable,
+  build(ctx) {
+    const delivery = ctx.delivery;
+    if (!delivery) return [];
+    const b = ctx.config.butler;
+    const m = b.mqttConfig;
+    const qrs = ctx.qrs();
+    const f = b.startTaskFilter;
+    const starter = qrs
+      ? new TaskStarter(
+          { enable: f.enable, taskIds: f.allowTask.taskId, tags: f.allowTask.tag, customProperties: f.allowTask.customProperty.map((cp) => ({ name: cp.name, value: cp.value })) },
+          { qrs, logger: ctx.logger },
+        )
+      : null;
+    let resultTopic = m.taskStartResultTopic;
+    if (resultTopic && resultTopic === m.taskStartTopic) {
+      // A result on the command topic would come back as a command: never answer there.
+      ctx.logger.error({ topic: resultTopic }, 'mqttConfig.taskStartResultTopic equals taskStartTopic: results are not published');
+      resultTopic = '';
+    }
+    const handler = new TaskCommandHandler(
+      { resultTopic, resultPayload: taskStartResultPayload, unavailableDetail: QRS_MISSING_DETAIL },
+      { starter, logger: ctx.logger, metrics: ctx.metrics },
+    );
+    const lane = delivery.pipeline.lane<TaskStartCommand>(
+      {
+        source: COMMAND_SOURCE,
+        name: 'MQTT task start commands',
+        concurrency: m.taskStartConcurrency,
+        queueSize: 1000,
+        dedupTtlMs: m.taskStartCorrelationTtlMinutes * 60_000,
+      },
+      {
+        parse: (payload) => parseCommandInput(payload),
+        handle: (cmd) => handler.handle(cmd),
+        describe: describeCommand,
+        // Commands are few and each refusal matters to whoever sent it: every one is a warning.
+        logRejection: (reason, detail) => ({ level: reason === 'duplicate' ? 'info' : reason === 'unavailable' ? 'debug' : 'warn', msg: `task start command refused (${reason}): ${detail}` }),
+      },
+    );
+    const source = new CommandSource(
+      {
+        subscriptionRootTopic: m.subscriptionRootTopic,
+        taskStartTopic: m.taskStartTopic,
+        acceptRetained: m.taskStartAcceptRetained,
+        unavailable: starter ? null : QRS_MISSING_DETAIL,
+      },
+      { connection: delivery.connection, lane, answer: (...a) => handler.result(...a), sink: delivery.outbox, logger: ctx.logger, metrics: ctx.metrics },
+    );
+    return [
+      { name: 'task start command pipeline', start: () => lane.start(), stop: () => lane.stop() },
+      { name: 'task start commands', start: () => source.start(), stop: () => source.stop() },
+    ];
+  },
+};

@@ -1,0 +1,131 @@
+// Task-start commands from the main broker, the source side: subscribes under the subscription root,
+// takes messages on exactly taskStartTopic and hands them to the command lane. Refused here, each
+// counted and logged: broker redeliveries of a packet already taken, retained commands (they would
+// start their task again at every restart of the bridge, unless allowed), unreadable payloads (answered
+// with "invalid"), and commands while task start is unavailable (answered with "failed").
+import { createHash } from 'node:crypto';
+import type { IPublishPacket } from 'mqtt';
+import type { BrokerConnection, Subscription } from './connection.ts';
+import { parseTaskStartCommand } from './task-start-command.ts';
+import type { Lane } from '../pipeline/lane.ts';
+import type { TaskStartCommand } from './task-start-command.ts';
+import type { MessageSink, OutgoingMessage } from '../store/types.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+
+export interface CommandSourceOptions {
+  subscriptionRootTopic: string;
+  taskStartTopic: string;
+  /** Take retained messages on the command topic as commands (default false: ignored, counted). */
+  acceptRetained: boolean;
+  /** null: task start is unavailable; commands are answered with `failed` and this detail. */
+  unavailable: string | null;
+  /** A packet redelivered by the broker (DUP flag, same id and payload) within this window is taken once. */
+  redeliveryWindowMs?: number;
+}
+
+export interface CommandSourceDeps {
+  connection: BrokerConnection;
+  lane: Pick<Lane<TaskStartCommand>, 'submit' | 'reject'>;
+  /** The answer to a command that never entered the lane. */
+  answer: (taskId: string | null, correlationId: string | null, status: 'invalid' | 'failed', detail: string) => OutgoingMessage[];
+  /** Where such answers are stored. */
+  sink: MessageSink;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+const SOURCE = 'mqtt_command';
+
+export class CommandSource {
+  private subscription: Subscription | null = null;
+  /** messageId → payload hash and expiry, for broker redeliveries (DUP flag). */
+  private readonly recentPackets = new Map<number, { hash: string; expires: number }>();
+  private lastSweep = 0;
+  private readonly windowMs: number;
+
+  constructor(
+    private readonly options: CommandSourceOptions,
+    private readonly deps: CommandSourceDeps,
+  ) {
+    this.windowMs = options.redeliveryWindowMs ?? 60_000;
+  }
+
+  start(): void {
+    const { connection, logger } = this.deps;
+    connection.on('connect', this.onConnect);
+    this.subscription = connection.subscribe(this.options.subscriptionRootTopic, { qos: 1 }, this.onMessage);
+    logger.info({ topic: this.options.subscriptionRootTopic }, `task start commands: listening on ${this.options.taskStartTopic} (subscribed to ${this.options.subscriptionRootTopic})`);
+    if (this.options.unavailable !== null) logger.warn({ topic: this.options.taskStartTopic }, `task start commands on ${this.options.taskStartTopic} are answered with status "failed": ${this.options.unavailable}`);
+  }
+
+  stop(): void {
+    this.deps.connection.off('connect', this.onConnect);
+    if (this.subscription) this.deps.connection.unsubscribe(this.subscription);
+    this.subscription = null;
+  }
+
+  private readonly onConnect = (): void => {
+    // A clean session starts with fresh packet ids: what was seen before cannot be redelivered.
+    if (this.deps.connection.options.clean) this.recentPackets.clear();
+  };
+
+  /** Public for tests that hand a packet straight to the source (e.g. a broker redelivery). */
+  readonly onMessage = (topic: string, payload: Buffer, packet: IPublishPacket): void => {
+    if (topic !== this.options.taskStartTopic) return;
+    const { metrics, logger, lane } = this.deps;
+    const now = Date.now();
+    this.sweep(now);
+    if (packet.retain && !this.options.acceptRetained) {
+      metrics.eventsReceived.inc({ source: SOURCE });
+      lane.reject('retained', `a retained message on ${topic} is not a command (it would start the task again at every restart); publish commands without the retain flag, or set mqttConfig.taskStartAcceptRetained`, '');
+      return;
+    }
+    if (this.isRedelivery(packet, payload, now)) {
+      metrics.eventsReceived.inc({ source: SOURCE });
+      metrics.eventsRejected.inc({ source: SOURCE, reason: 'duplicate' });
+      logger.info({ messageId: packet.messageId }, 'task start command redelivered by the broker (same packet); started once, ignored');
+      return;
+    }
+    const parsed = parseTaskStartCommand(payload);
+    if (!parsed.ok) {
+      // The lane counts and logs it; the sender gets an answer when the result topic is set.
+      void lane.submit(payload, null);
+      this.answer(parsed.error.taskId ?? null, parsed.error.correlationId ?? null, 'invalid', parsed.error.detail);
+      return;
+    }
+    const cmd = parsed.value;
+    if (this.options.unavailable !== null) {
+      metrics.eventsReceived.inc({ source: SOURCE });
+      lane.reject('unavailable', this.options.unavailable, '');
+      this.answer(cmd.taskId, cmd.correlationId ?? null, 'failed', this.options.unavailable);
+      return;
+    }
+    void lane.submit(payload, JSON.stringify({ topic })).then((outcome) => {
+      if (outcome.status === 'refused') this.answer(cmd.taskId, cmd.correlationId ?? null, 'failed', `command not accepted: ${outcome.detail}`);
+    });
+  };
+
+  private isRedelivery(packet: IPublishPacket, payload: Buffer, now: number): boolean {
+    if (packet.qos === 0 || packet.messageId === undefined) return false;
+    const hash = createHash('sha256').update(payload).digest('base64');
+    const seen = this.recentPackets.get(packet.messageId);
+    if (packet.dup && seen && seen.expires > now && seen.hash === hash) return true;
+    this.recentPackets.set(packet.messageId, { hash, expires: now + this.windowMs });
+    return false;
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep < this.windowMs) return;
+    this.lastSweep = now;
+    for (const [k, v] of this.recentPackets) if (v.expires <= now) this.recentPackets.delete(k);
+  }
+
+  private answer(taskId: string | null, correlationId: string | null, status: 'invalid' | 'failed', detail: string): void {
+    const messages = this.deps.answer(taskId, correlationId, status, detail);
+    if (messages.length === 0) return;
+    this.deps.sink.enqueue(messages).catch((err: Error) => {
+      this.deps.logger.error({ taskId, status, err: err.message }, `result of a task start command not published: ${err.message}`);
+    });
+  }
+}
