@@ -12,11 +12,12 @@ import { describeMachine, type MachineInfo } from './lib/machine.ts';
 import { round } from './lib/traffic.ts';
 import { runRaw, runStorm, type RawResult, type StormResult } from './storm.ts';
 import { runBurst, type BurstResult } from './burst.ts';
+import { runFlood, type FloodResult } from './flood.ts';
 import { runLatency, type LatencyResult } from './latency.ts';
 import { runFootprint, type FootprintResult } from './footprint.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ALL = ['footprint', 'storm', 'noloop', 'burst', 'latency'] as const;
+const ALL = ['footprint', 'storm', 'noloop', 'burst', 'flood', 'latency'] as const;
 type Bench = (typeof ALL)[number];
 
 interface Options {
@@ -27,6 +28,7 @@ interface Options {
   qrsLatency: number;
   inFlight: number;
   burst: number;
+  flood: string;
   latencyRate: number;
   latencySeconds: number;
   starts: number;
@@ -73,6 +75,7 @@ interface Results {
   footprint?: FootprintResult;
   storm?: StormSummary;
   burst?: BurstResult;
+  flood?: FloodResult[];
   latency?: { warm: LatencyResult; cold: LatencyResult };
   targets: { name: string; target: string; measured: string; met: boolean }[];
 }
@@ -92,6 +95,7 @@ const program = new Command('bench')
   .option('--qrs-latency <ms>', 'QRS simulator delay per call', (v) => Number(v), 5)
   .option('--in-flight <n>', 'delivery.inFlightWindow of the bridge and window of the raw publisher', int, 100)
   .option('--burst <n>', 'burst: datagrams', int, 2000)
+  .option('--flood <list>', 'flood: datagram counts, comma-separated (each against the bridge and a bare receiver)', '20000,100000')
   .option('--latency-rate <n>', 'latency: events per second', int, 100)
   .option('--latency-seconds <n>', 'latency: seconds per mode (warm, cold)', int, 30)
   .option('--starts <n>', 'footprint: cold starts', int, 3)
@@ -128,7 +132,7 @@ async function main(): Promise<void> {
     startedAt: new Date(began).toISOString(),
     durationSeconds: 0,
     machine: describeMachine('pending'),
-    options: { only: o.only, events: o.events, rate: o.rate, window: o.window, qrsLatency: o.qrsLatency, inFlight: o.inFlight, burst: o.burst, latencyRate: o.latencyRate, latencySeconds: o.latencySeconds, starts: o.starts, idleSeconds: o.idleSeconds, repeat: o.repeat, sources: o.sources, logLevel: o.logLevel, bridgeJson: o.bridgeJson, nodeArgs: o.nodeArgs, profile: o.profile },
+    options: { only: o.only, events: o.events, rate: o.rate, window: o.window, qrsLatency: o.qrsLatency, inFlight: o.inFlight, burst: o.burst, flood: o.flood, latencyRate: o.latencyRate, latencySeconds: o.latencySeconds, starts: o.starts, idleSeconds: o.idleSeconds, repeat: o.repeat, sources: o.sources, logLevel: o.logLevel, bridgeJson: o.bridgeJson, nodeArgs: o.nodeArgs, profile: o.profile },
     targets: [],
   };
   try {
@@ -209,6 +213,13 @@ async function main(): Promise<void> {
       log(`burst: ${o.burst} datagrams, unpaced`);
       results.burst = await runBurst(stack, res, tuning, { datagrams: o.burst, qrsLatencyMs: o.qrsLatency, timeoutMs: 60_000 });
     }
+    if (selected.has('flood')) {
+      results.flood = [];
+      for (const n of o.flood.split(',').map((x) => int(x.trim()))) {
+        log(`flood: ${n} datagrams, unpaced, against a bare receiver and the bridge`);
+        results.flood.push(await runFlood(stack, res, tuning, { datagrams: n, qrsLatencyMs: o.qrsLatency, timeoutMs: 180_000 }));
+      }
+    }
     if (selected.has('latency')) {
       const l = { ratePerSecond: o.latencyRate, seconds: o.latencySeconds, qrsLatencyMs: o.qrsLatency };
       log(`latency (warm): ${o.latencyRate}/s for ${o.latencySeconds} s`);
@@ -247,6 +258,14 @@ function targets(r: Results): Results['targets'] {
     t.push({ name: 'QRS calls per event (warm)', target: '≤ 1', measured: String(s.qrsCallsPerEvent), met: s.qrsCallsPerEvent <= 1 });
   }
   if (r.burst) t.push({ name: 'burst delivered', target: `all ${r.burst.sent}`, measured: `${r.burst.delivered} (received ${r.burst.received})`, met: r.burst.delivered === r.burst.sent });
+  for (const f of r.flood ?? []) {
+    if (f.sent <= 20_000) {
+      t.push({ name: `flood ${f.sent} delivered`, target: `all, 0 kernel drops`, measured: `${f.delivered} delivered, ${f.kernelDrops} kernel drops`, met: f.delivered === f.sent && f.kernelDrops === 0 });
+    } else {
+      const refused = Object.values(f.refused).reduce((a, b) => a + b, 0);
+      t.push({ name: `flood ${f.sent} accounted for`, target: '0 unseen', measured: `${f.delivered} delivered, ${refused} refused, ${f.kernelDrops} kernel drops, ${f.unseen} unseen`, met: f.unseen === 0 });
+    }
+  }
   if (r.latency) t.push({ name: 'latency p99 (warm)', target: '≤ 10 ms', measured: `${r.latency.warm.p99Ms} ms`, met: r.latency.warm.p99Ms <= 10 && r.latency.warm.delivered === r.latency.warm.events });
   if (r.footprint) {
     t.push({ name: 'idle RSS', target: '≤ 100 MB', measured: `${r.footprint.rssIdleMaxMB} MB (max, ${r.footprint.idleSeconds} s after ready)`, met: r.footprint.rssIdleMaxMB <= 100 });
@@ -277,6 +296,10 @@ function summary(r: Results, file: string): string {
   if (r.burst) {
     const b = r.burst;
     lines.push(`burst    ${b.sent} sent in ${b.sendMs} ms: received ${b.received}, delivered ${b.delivered}, lost ${b.lost} (drained in ${b.drainSeconds} s)`);
+  }
+  for (const f of r.flood ?? []) {
+    lines.push(`flood    ${f.sent} sent in ${f.sendMs} ms (${f.sendRate}/s): kernel drops ${f.kernelDrops}, received ${f.received}, accepted ${f.accepted}, refused ${JSON.stringify(f.refused)}, delivered ${f.delivered}, unseen ${f.unseen} (drained in ${f.drainSeconds} s)`);
+    lines.push(`         bare receiver, same flood: received ${f.raw.received} of ${f.raw.sent} at ${f.raw.sendRate}/s, kernel drops ${f.raw.kernelDrops}; bridge received ${(f.received / Math.max(1, f.raw.received) * 100).toFixed(1)}% of what it did`);
   }
   if (r.latency) {
     for (const l of [r.latency.warm, r.latency.cold]) {
