@@ -56,7 +56,7 @@ function errorMember(enrichmentError: string | undefined): string {
 const sharedJsonText = new WeakMap<object, string>();
 
 /**
- * JSON text of a QRS object. The QRS client shares its answers frozen (src/sense/qrs-client.ts), so
+ * JSON text of a QRS object. The QRS cache shares its answers frozen (src/sense/qrs-cache.ts), so
  * the text of one cannot change and is made once, not for every alert that embeds it (the task/full
  * object is most of a full message's bytes).
  */

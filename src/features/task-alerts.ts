@@ -36,6 +36,7 @@ export const taskAlerts: Feature = {
       {
         source: TASK_EVENT_SOURCE,
         name: 'UDP task events',
+        inputName: 'datagram',
         concurrency: u.messageQueue.maxConcurrent,
         queueSize: u.messageQueue.maxSize,
         backpressurePercent: u.messageQueue.backpressureThreshold,

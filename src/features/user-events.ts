@@ -39,6 +39,7 @@ export const userEvents: Feature = {
       {
         source: USER_EVENT_SOURCE,
         name: 'UDP session events',
+        inputName: 'datagram',
         concurrency: u.messageQueue.maxConcurrent,
         queueSize: u.messageQueue.maxSize,
         backpressurePercent: u.messageQueue.backpressureThreshold,

@@ -68,6 +68,8 @@ export interface LaneOptions {
   label?: string;
   /** For log lines, e.g. "UDP task events". */
   name: string;
+  /** What one input is called on the status page, e.g. "datagram" (default "input"). */
+  inputName?: string;
   /** Events in the handler at once. */
   concurrency: number;
   /** Events waiting in memory; more wait only in the inbox and are read back in order. */
@@ -245,7 +247,8 @@ export class Lane<E> {
     const custom = this.handlers.logRejection?.(reason, detail, from);
     if (custom) this.deps.logger[custom.level]({ source: this.label, reason, ...(from ? { from } : {}) }, custom.msg);
     else this.rejections.note(reason, detail, from);
-    this.deps.activity?.event({ source: this.label, summary: from ? `input from ${from}` : 'input', rejected: `${reason}: ${detail}` });
+    const noun = this.options.inputName ?? 'input';
+    this.deps.activity?.event({ source: this.label, summary: from ? `${noun} from ${from}` : noun, rejected: `${reason}: ${detail}` });
   }
 
   private duplicate(dedupKey: string | null, from: string): SubmitOutcome {
@@ -326,7 +329,7 @@ export class Lane<E> {
   }
 
   private describe(event: E, from: string): string {
-    return this.handlers.describe?.(event) ?? (from ? `input from ${from}` : this.options.name);
+    return this.handlers.describe?.(event) ?? (from ? `${this.options.inputName ?? 'input'} from ${from}` : this.options.name);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -457,6 +460,7 @@ export class Lane<E> {
     const activityId = activity?.event({ source, summary: this.describe(item.event, '') });
     let attempts = item.attempts;
     let storeFailures = 0;
+    let waited = false;
     // Set while the outbox is full: the same messages are offered again (handling the event again
     // would repeat the QRS lookups and could let a later event overtake this one).
     let pending: HandledEvent | null = null;
@@ -494,9 +498,13 @@ export class Lane<E> {
       } catch (err) {
         if (!this.running) return;
         if (err instanceof OutboxFullError) {
-          // Durable in the inbox meanwhile: wait for room (no new event starts), then offer the same messages.
-          metrics.outboxWaits.inc({ source });
-          logger.warn({ id: item.id }, `${this.options.name}: ${err.message}; event ${item.id} waits in the inbox until the outbox has room`);
+          // Durable in the inbox meanwhile: wait for room (no new event starts), then offer the same
+          // messages. Counted and logged once per event, however many removals it takes.
+          if (!waited) {
+            waited = true;
+            metrics.outboxWaits.inc({ source });
+            logger.warn({ id: item.id }, `${this.options.name}: ${err.message}; event ${item.id} waits in the inbox until the outbox has room`);
+          }
           this.outboxWaits += 1;
           try {
             await this.waitForRoom();

@@ -94,6 +94,10 @@ export class Outbox implements MessageSink {
   /** Checks that can be made before touching the store; throws MessageRejectedError. */
   validate(messages: OutgoingMessage[]): void {
     for (const m of messages) {
+      // What no broker takes in a PUBLISH: a message stored with such a topic could never be delivered.
+      if (m.topic === '' || /[+#\u0000]/.test(m.topic) || m.topic.startsWith('$')) {
+        throw new MessageRejectedError('bad_topic', `topic ${JSON.stringify(m.topic.slice(0, 100))} cannot be published (empty, a wildcard, a NUL character, or a broker-reserved $ topic)`);
+      }
       if (this.options.maxPacketBytes > 0) {
         const size = publishPacketBytes(Buffer.byteLength(m.topic), typeof m.payload === 'string' ? Buffer.byteLength(m.payload) : m.payload.length);
         if (size > this.options.maxPacketBytes) {

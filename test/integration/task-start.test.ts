@@ -292,3 +292,40 @@ test('without configQRS.host: logged once at start, each command answered "faile
     await b2.stop();
   }
 });
+
+test('a command kept retained by the broker is not started again when the bridge restarts (ignored, counted); a correlationId is remembered across the restart; an oversized one is refused', async () => {
+  const T = T_EXTRA;
+  const before = starts(T);
+  // Published with the retain flag: a live subscriber gets it as an ordinary message (the broker
+  // clears the flag), so it starts the task once; the broker keeps a copy for later subscribers.
+  await pub.publishAsync(START_TOPIC, T, { qos: 1, retain: true });
+  try {
+    await waitFor(() => starts(T) === before + 1, 10_000, 'the live command started');
+    await command(JSON.stringify({ taskId: T, correlationId: 'durable-1' }));
+    const mine = () => results.texts(RESULT_TOPIC).filter((t) => t.includes('"correlationId":"durable-1"'));
+    await waitFor(() => mine().length === 1, 10_000, 'the command answered');
+    assert.equal(starts(T), before + 2);
+    assert.equal(await rejected('retained'), 0);
+
+    // A restart on the same store file: the broker sends the retained command to the new subscription.
+    const file = bridge.app.config.file;
+    await bridge.stop();
+    bridge = await startInProcess(file);
+    await bridge.app.connection!.waitConnected(5000);
+    await waitFor(async () => (await rejected('retained')) === 1, 5000, 'the retained command ignored again after the restart');
+    await command(JSON.stringify({ taskId: T, correlationId: 'durable-1' }));
+    await waitFor(async () => (await rejected('duplicate')) === 1, 5000, 'the repeated correlationId counted as duplicate');
+    assert.equal(starts(T), before + 2, 'neither the retained copy nor the same correlationId starts anything after the restart');
+
+    const huge = 'x'.repeat(1_000_000);
+    await command(JSON.stringify({ taskId: T, correlationId: huge }));
+    await waitFor(async () => (await rejected('correlation_id_too_long')) === 1, 5000, 'the oversized correlationId refused');
+    const answered = () => results.texts(RESULT_TOPIC).find((t) => t.includes('has 1000000 characters'));
+    await waitFor(() => answered() !== undefined, 5000, 'the answer');
+    const answer = answered();
+    assert.equal(answer, '{"taskId":null,"correlationId":null,"status":"invalid","detail":"\\"correlationId\\" has 1000000 characters; at most 200 are accepted"}');
+    assert.equal(starts(T), before + 2);
+  } finally {
+    await pub.publishAsync(START_TOPIC, '', { qos: 1, retain: true });
+  }
+});
