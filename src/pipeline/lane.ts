@@ -403,8 +403,10 @@ export class Lane<E> {
     } catch {
       return;
     }
-    const fresh = rows.filter((r) => !this.queued.has(r.id) && r.id <= this.lastQueuedId);
+    // Not queued and not being accepted right now (those are queued when their commit lands).
+    const fresh = rows.filter((r) => !this.queued.has(r.id) && this.accepting === 0);
     if (fresh.length === 0) return;
+    this.deps.inbox.recount();
     this.deps.logger.info({ count: fresh.length }, `${this.options.name}: ${fresh.length} event(s) released for another attempt`);
     this.lastQueuedId = 0;
     this.spilled = true;

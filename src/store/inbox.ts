@@ -62,11 +62,14 @@ export class Inbox {
   /** Events waiting or in progress (quarantined ones not included). */
   private count = 0;
   private quarantinedCount = 0;
+  /** Accepted rows whose commit is pending. */
+  private reserved = 0;
   /** Keys of events accepted but not yet completed; they count as seen. */
   private readonly inProgress = new Map<string, number>();
   /** Keys of completed events, with expiry time (ms). Mirrors the dedup log (latest expiry per key). */
   private readonly burned = new Map<string, number>();
   private readonly stmts;
+  private readonly countStmt;
 
   constructor(
     private readonly store: Store,
@@ -91,11 +94,8 @@ export class Inbox {
       // The first event accepted (lowest id): one B-tree lookup, where min(received_at) read every row.
       oldest: db.prepare('SELECT received_at AS t FROM inbox ORDER BY id LIMIT 1'),
     };
-    const countRows = () => {
-      const r = db.prepare('SELECT count(*) AS n, count(quarantined_at) AS q FROM inbox').get() as { n: number; q: number };
-      this.count = r.n - r.q;
-      this.quarantinedCount = r.q;
-    };
+    this.countStmt = db.prepare('SELECT count(*) AS n, count(quarantined_at) AS q FROM inbox');
+    const countRows = () => this.recount();
     countRows();
     const now = Date.now();
     this.stmts.purge.run(now);
@@ -110,6 +110,14 @@ export class Inbox {
 
   get depth(): number {
     return this.count;
+  }
+
+  /** Reads the counts from the file (after a failed commit, or events released by another process). */
+  recount(): void {
+    const r = this.countStmt.get() as { n: number; q: number };
+    // Accepts whose commit is still pending are counted already but not in the file yet.
+    this.count = r.n - r.q + this.reserved;
+    this.quarantinedCount = r.q;
   }
 
   /** Events taken out of the work queue after failing too often (see quarantine()). */
@@ -136,12 +144,15 @@ export class Inbox {
     if (this.count >= this.options.maxEvents) throw new InboxFullError(this.options.maxEvents);
     // Reserve before the commit so a resend arriving meanwhile is seen as a duplicate.
     this.count += 1;
+    this.reserved += 1;
     if (dedupKey !== null) this.inProgress.set(dedupKey, -1);
     try {
       const id = await this.store.writeStatements(() => Number(this.stmts.insert.run(source, payload, dedupKey, meta, Date.now()).lastInsertRowid));
+      this.reserved -= 1;
       if (dedupKey !== null) this.inProgress.set(dedupKey, id);
       return { status: 'accepted', id };
     } catch (err) {
+      this.reserved -= 1;
       this.count -= 1;
       if (dedupKey !== null) this.inProgress.delete(dedupKey);
       throw err;
