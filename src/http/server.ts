@@ -16,6 +16,7 @@ import type { FeatureContext } from '../features.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { publishRoutes } from './routes/publish.ts';
+import { registerHttpSecurity } from './security.ts';
 import { CommandSubscriber } from '../mqtt/command-subscriber.ts';
 import { readPem } from '../mqtt/connection.ts';
 import { QRS_MISSING_DETAIL, TaskStarter, taskStartResultPayload } from '../alerts/task-start.ts';
@@ -31,6 +32,8 @@ export interface HttpServerOptions {
   rateLimitPerMinute: number;
   /** '' = no token needed. */
   apiToken: string;
+  /** restServerConfig.allowedHosts (Host header allow-list additions). */
+  allowedHosts?: string[];
 }
 
 export interface HttpServerDeps {
@@ -150,6 +153,7 @@ export class HttpServer {
     };
 
     const f = this.fastify;
+    registerHttpSecurity(f, { bindHost: options.host, allowedHosts: options.allowedHosts ?? [], logger: deps.logger, metrics: deps.metrics });
     f.addHook('onResponse', async (request, reply) => {
       deps.metrics.restRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
     });
@@ -271,6 +275,7 @@ export function registerInbound(app: App, ctx: FeatureContext): Inbound {
         bodyLimitBytes: r.bodyLimitBytes,
         rateLimitPerMinute: r.rateLimitPerMinute,
         apiToken: r.apiToken,
+        allowedHosts: r.allowedHosts,
       },
       { logger: app.logger, metrics: app.metrics, readiness: () => app.readiness() },
     );
