@@ -386,7 +386,11 @@ function resolvePaths(b: ButlerConfig, dir: string): void {
 }
 
 function collectSecrets(b: ButlerConfig): string[] {
-  return [b.mqttConfig.password, b.mqttConfig.qlikSenseCloud.event.mqttForward.broker.password, b.restServerConfig.apiToken, b.qlikSenseCloud.event.mqtt.tenant.auth.jwt.token].filter(
+  const m = b.mqttConfig;
+  const fwd = m.qlikSenseCloud.event.mqttForward.broker;
+  // A `user:password` pair too, so that its base64 form (a Basic credential) is masked whole.
+  const pair = (user: string, password: string) => (user && password ? `${user}:${password}` : '');
+  return [m.password, fwd.password, b.restServerConfig.apiToken, b.qlikSenseCloud.event.mqtt.tenant.auth.jwt.token, pair(m.username, m.password), pair(fwd.username, fwd.password)].filter(
     (s) => s.length > 0,
   );
 }
