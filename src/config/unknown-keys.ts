@@ -53,26 +53,39 @@ function normalise(key: string): string {
   return key.toLowerCase().replace(/[-_\s]/g, '');
 }
 
-/** Optimal string alignment distance (Levenshtein plus adjacent transposition), capped at limit + 1. */
+/**
+ * Damerau–Levenshtein distance (insertions, deletions, substitutions and transpositions of adjacent
+ * characters, with no restriction on editing a substring twice, so k typing mistakes are at most k),
+ * or limit + 1 when the lengths alone rule it out.
+ */
 export function editDistance(a: string, b: string, limit = 2): number {
   if (Math.abs(a.length - b.length) > limit) return limit + 1;
-  const rows: number[][] = [];
-  for (let i = 0; i <= a.length; i++) rows.push([i]);
-  for (let j = 1; j <= b.length; j++) (rows[0] as number[])[j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    const row = rows[i] as number[];
-    const prev = rows[i - 1] as number[];
-    let best = Infinity;
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, ((rows[i - 2] as number[])[j - 2] as number) + 1);
-      row[j] = d;
-      best = Math.min(best, d);
-    }
-    if (best > limit) return limit + 1;
+  const INF = a.length + b.length;
+  const lastRow = new Map<string, number>();
+  // d[i + 1][j + 1] is the distance between the first i characters of a and the first j of b.
+  const d: number[][] = Array.from({ length: a.length + 2 }, () => new Array<number>(b.length + 2).fill(0));
+  (d[0] as number[])[0] = INF;
+  for (let i = 0; i <= a.length; i++) {
+    (d[i + 1] as number[])[0] = INF;
+    (d[i + 1] as number[])[1] = i;
   }
-  return (rows[a.length] as number[])[b.length] as number;
+  for (let j = 0; j <= b.length; j++) {
+    (d[0] as number[])[j + 1] = INF;
+    (d[1] as number[])[j + 1] = j;
+  }
+  for (let i = 1; i <= a.length; i++) {
+    let lastMatchCol = 0;
+    for (let j = 1; j <= b.length; j++) {
+      const i1 = lastRow.get(b[j - 1] as string) ?? 0;
+      const j1 = lastMatchCol;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      if (cost === 0) lastMatchCol = j;
+      const at = (r: number, c: number) => (d[r] as number[])[c] as number;
+      (d[i + 1] as number[])[j + 1] = Math.min(at(i, j) + cost, at(i + 1, j) + 1, at(i, j + 1) + 1, at(i1, j1) + (i - i1 - 1) + 1 + (j - j1 - 1));
+    }
+    lastRow.set(a[i - 1] as string, i);
+  }
+  return (d[a.length + 1] as number[])[b.length + 1] as number;
 }
 
 /**
@@ -87,7 +100,7 @@ export function nearMiss(key: string, known: readonly string[]): string | undefi
   for (const candidate of known) {
     const c = normalise(candidate);
     if (k === c || k === `${c}s` || c === `${k}s` || k === `${c}es` || c === `${k}es`) return candidate;
-    const limit = Math.min(c.length, k.length) < 5 ? 1 : 2;
+    const limit = c.length < 5 ? 1 : 2;
     const d = editDistance(k, c, limit);
     if (d <= limit && (!best || d < best.d)) best = { key: candidate, d };
   }
