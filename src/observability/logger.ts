@@ -72,23 +72,29 @@ export function secretForms(secret: string): string[] {
 }
 
 export function maskSecrets(text: string, secrets: readonly string[]): string {
-  return maskForms(text, secrets.flatMap(secretForms));
+  const masker = secretMasker(secrets);
+  return masker ? masker(text) : text;
 }
 
-function maskForms(text: string, forms: readonly string[]): string {
-  let out = text;
-  for (const form of forms) if (out.includes(form)) out = out.split(form).join(MASK);
-  return out;
+/**
+ * One pass over a line for every form of every secret: a regular expression of the forms, longest
+ * first so the longest form at a position wins. (Measured: faster than one `includes` per form.)
+ */
+function secretMasker(secrets: readonly string[]): ((text: string) => string) | null {
+  const forms = [...new Set(secrets.flatMap(secretForms))].sort((a, b) => b.length - a.length);
+  if (forms.length === 0) return null;
+  const pattern = new RegExp(forms.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+  return (text) => text.replace(pattern, MASK);
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  const secrets = [...new Set((options.secrets ?? []).filter((s) => s.length >= 3).flatMap(secretForms))].sort((a, b) => b.length - a.length);
+  const masker = secretMasker((options.secrets ?? []).filter((s) => s.length >= 3));
   const usePretty = options.pretty ?? Boolean(process.stdout.isTTY);
   const target: { write(line: string): unknown } = usePretty
     ? loadPretty()({ colorize: true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname', customLevels: 'verbose:25,silly:5', useOnlyCustomProps: false, destination: options.destination ? (options.destination as never) : 1, sync: true })
     : (options.destination ?? process.stdout);
   const emit = (text: string) => {
-    const masked = secrets.length ? maskForms(text, secrets) : text;
+    const masked = masker ? masker(text) : text;
     target.write(masked);
     options.file?.write(masked);
   };
