@@ -254,6 +254,7 @@ export class App {
         bodyLimitBytes: r.bodyLimitBytes,
         rateLimitPerMinute: r.rateLimitPerMinute,
         apiToken: r.apiToken,
+        allowedHosts: r.allowedHosts,
       },
       { logger: this.logger, metrics: this.metrics, readiness: () => this.readiness() },
     );

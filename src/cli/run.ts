@@ -1,7 +1,8 @@
 // `butler-mqtt run` (the default command): start the bridge and stop it cleanly on SIGINT/SIGTERM
 // within a bounded time; whatever is undelivered stays in the outbox for the next start.
 import type { Command } from 'commander';
-import { loadConfigOrExit } from './config-file.ts';
+import { loadConfigOrExit, preflightOrExit } from './config-file.ts';
+import { formatIssue } from '../config/load.ts';
 import { App, StartError } from '../app.ts';
 
 export function registerRun(program: Command): void {
@@ -11,7 +12,10 @@ export function registerRun(program: Command): void {
     .option('-c, --config <file>', 'config file (default: $BUTLER_MQTT_CONFIG or the shipped config/butler-mqtt.yaml)')
     .action(async (opts: { config?: string }) => {
       const config = loadConfigOrExit(opts.config);
+      // Unreadable files, bad PEMs, an outbox path that cannot be written: named by config key, exit 2.
+      const preflightWarnings = preflightOrExit(config);
       const app = new App(config);
+      for (const w of [...config.unknownKeys.map((i) => formatIssue(i).trim()), ...preflightWarnings.map((p) => `${p.key}: ${p.message}`)]) app.logger.warn(`config: ${w}`);
       let stopping = false;
       const shutdown = (signal: string) => {
         if (stopping) {

@@ -4,18 +4,20 @@
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
-import { parseDocument, LineCounter, isNode, type Document } from 'yaml';
+import { parseDocument, LineCounter, isNode, type Document, type YAMLError } from 'yaml';
 import Value from 'typebox/value';
 import type { TSchema } from 'typebox';
 import { ConfigSchema, ButlerSchema, READ_SECTIONS, type ButlerConfig } from './schema.ts';
 import { checkPublishTopic, checkTopicFilter, topicMatches } from '../mqtt/topics.ts';
 import { parseSchedule } from '../alerts/schedule.ts';
+import { findUnknownKeys } from './unknown-keys.ts';
 
 export interface ConfigIssue {
   /** Dotted YAML path, e.g. Butler.mqttConfig.brokerPort */
   path: string;
   message: string;
   line?: number;
+  column?: number;
 }
 
 export class ConfigError extends Error {
@@ -29,7 +31,8 @@ export class ConfigError extends Error {
 }
 
 export function formatIssue(issue: ConfigIssue): string {
-  return `  ${issue.path}: ${issue.message}${issue.line ? ` (line ${issue.line})` : ''}`;
+  const where = issue.line ? ` (line ${issue.line}${issue.column ? `, column ${issue.column}` : ''})` : '';
+  return `  ${issue.path}: ${issue.message}${where}`;
 }
 
 export interface LoadedConfig {
@@ -38,13 +41,20 @@ export interface LoadedConfig {
   butler: ButlerConfig;
   /** Butler sections present in the file that butler-mqtt does not read. */
   ignoredSections: string[];
+  /** Unknown keys inside the sections butler-mqtt reads (not near misses, which are errors): log once. */
+  unknownKeys: ConfigIssue[];
   /** Configured secret values, for log masking. */
   secrets: string[];
   /** The effective MQTT client id. */
   clientId: string;
 }
 
-export function loadConfigFile(file: string): LoadedConfig {
+export interface LoadOptions {
+  /** Unknown keys inside read sections are errors too (check-config --strict). */
+  strict?: boolean;
+}
+
+export function loadConfigFile(file: string, options: LoadOptions = {}): LoadedConfig {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -52,18 +62,13 @@ export function loadConfigFile(file: string): LoadedConfig {
   } catch (err) {
     throw new ConfigError(abs, [{ path: '(file)', message: `cannot read the config file: ${(err as Error).message}` }]);
   }
-  return parseConfigText(text, abs);
+  return parseConfigText(text, abs, options);
 }
 
-export function parseConfigText(text: string, file: string): LoadedConfig {
+export function parseConfigText(text: string, file: string, options: LoadOptions = {}): LoadedConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((e) => ({ path: '(yaml)', message: `YAML syntax error: ${e.message.split('\n')[0]}`, line: e.linePos?.[0]?.line })),
-    );
-  }
+  if (doc.errors.length > 0) throw new ConfigError(file, yamlSyntaxIssues(doc.errors, text, lineCounter));
   let raw: unknown;
   try {
     raw = doc.toJS();
@@ -86,14 +91,16 @@ export function parseConfigText(text: string, file: string): LoadedConfig {
     throw new ConfigError(file, [{ path: 'Butler', message: `expected a mapping, got ${describeValue(root.Butler)}`, line: lineOf(['Butler']) }]);
   }
   const butlerRaw = root.Butler as Record<string, unknown>;
-  const ignoredSections = Object.keys(butlerRaw).filter((k) => !READ_SECTIONS.includes(k));
+  const keys = findUnknownKeys(doc, lineCounter, ButlerSchema);
+  const ignoredSections = keys.ignoredSections.filter((k) => !READ_SECTIONS.includes(k));
+  const keyIssues: ConfigIssue[] = [...keys.errors, ...(options.strict ? keys.warnings.map((w) => ({ ...w, message: `${w.message}; refused in strict mode` })) : [])];
 
   // YAML writes an empty list, mapping or string as null (Butler's template has several); treat it as
   // empty so defaults apply.
   nullsToEmpty(ButlerSchema, butlerRaw);
   Value.Default(ConfigSchema, root);
-  const issues: ConfigIssue[] = validate(ButlerSchema, butlerRaw, ['Butler']).map((i) => ({ ...i, line: lineOf(i.segments) }));
-  if (issues.length > 0) throw new ConfigError(file, issues.map(({ path: p, message, line }) => ({ path: p, message, line })));
+  const issues: ConfigIssue[] = validate(ButlerSchema, butlerRaw, ['Butler']).map((i) => ({ path: i.path, message: i.message, line: lineOf(i.segments) }));
+  if (keyIssues.length + issues.length > 0) throw new ConfigError(file, [...keyIssues, ...issues]);
 
   const butler = (root as { Butler: ButlerConfig }).Butler;
   const dir = path.dirname(file);
@@ -106,7 +113,65 @@ export function parseConfigText(text: string, file: string): LoadedConfig {
   const clientId = butler.mqttConfig.azureEventGrid.enable
     ? butler.mqttConfig.azureEventGrid.clientId
     : butler.mqttConfig.clientId || `butler-mqtt-${os.hostname()}`;
-  return { file, dir, butler, ignoredSections, secrets: collectSecrets(butler), clientId };
+  return { file, dir, butler, ignoredSections, unknownKeys: options.strict ? [] : keys.warnings, secrets: collectSecrets(butler), clientId };
+}
+
+// Follow-on errors the YAML parser reports after a real mistake (the lines after it no longer parse).
+const FOLLOW_ON = new Set(['BLOCK_AS_IMPLICIT_KEY', 'MULTILINE_IMPLICIT_KEY', 'UNEXPECTED_TOKEN', 'BAD_INDENT']);
+const MAX_SYNTAX_ISSUES = 5;
+
+/**
+ * One issue per mistake, with line and column: the parser reports each broken line and everything it
+ * could not parse after it, so errors on the same line, and follow-on errors within two lines of the one
+ * before, are dropped; the same mistake repeated (a tab on many lines) becomes one issue naming the lines.
+ */
+function yamlSyntaxIssues(errors: readonly YAMLError[], text: string, lineCounter: LineCounter): ConfigIssue[] {
+  const kept: { code: string; text: string; line: number; col: number; lines: number[] }[] = [];
+  let previousLine = -Infinity;
+  for (const e of errors) {
+    const { line, col } = lineCounter.linePos(e.pos[0]);
+    const sameLine = kept.some((k) => k.lines.includes(line));
+    const followOn = FOLLOW_ON.has(e.code) && line - previousLine <= 2;
+    previousLine = line;
+    if (sameLine || (followOn && kept.length > 0)) continue;
+    let message = e.message.split('\n')[0] as string;
+    let at = { line, col };
+    if (e.code === 'MISSING_CHAR' && /quote/.test(message)) {
+      // Reported at the end of the file; the useful place is where the quote was opened.
+      const opened = unclosedQuoteLine(text, line);
+      if (opened) at = opened;
+      message = `${message} (the quoted value opened on line ${at.line} is never closed)`;
+    }
+    const same = kept.find((k) => k.code === e.code && k.text === message);
+    if (same) {
+      same.lines.push(line);
+      continue;
+    }
+    kept.push({ code: e.code, text: message, line: at.line, col: at.col, lines: [line] });
+  }
+  const issues: ConfigIssue[] = kept.slice(0, MAX_SYNTAX_ISSUES).map((k) => ({
+    path: '(yaml)',
+    message: `YAML syntax error: ${k.text}${k.lines.length > 1 ? ` (also on line${k.lines.length > 2 ? 's' : ''} ${k.lines.slice(1).join(', ')})` : ''}`,
+    line: k.line,
+    column: k.col,
+  }));
+  if (kept.length > MAX_SYNTAX_ISSUES) issues.push({ path: '(yaml)', message: `${kept.length - MAX_SYNTAX_ISSUES} more YAML syntax errors after these; fix the first ones and check again` });
+  return issues;
+}
+
+/** The first line (and column) before `untilLine` where a quoted value starts and does not end. */
+function unclosedQuoteLine(text: string, untilLine: number): { line: number; col: number } | undefined {
+  const lines = text.split('\n');
+  for (let i = 0; i < Math.min(lines.length, untilLine); i++) {
+    const l = lines[i] as string;
+    const m = /^(\s*(?:-\s+)?[^#'"]*?:\s+|\s*-\s+)(["'])/.exec(l);
+    if (!m) continue;
+    const quote = m[2] as string;
+    const rest = l.slice((m[1] as string).length + 1);
+    const closed = quote === '"' ? /(^|[^\\])(\\\\)*"/.test(rest) : rest.replace(/''/g, '').includes("'");
+    if (!closed) return { line: i + 1, col: (m[1] as string).length + 1 };
+  }
+  return undefined;
 }
 
 /**
@@ -386,7 +451,11 @@ function resolvePaths(b: ButlerConfig, dir: string): void {
 }
 
 function collectSecrets(b: ButlerConfig): string[] {
-  return [b.mqttConfig.password, b.mqttConfig.qlikSenseCloud.event.mqttForward.broker.password, b.restServerConfig.apiToken, b.qlikSenseCloud.event.mqtt.tenant.auth.jwt.token].filter(
+  const m = b.mqttConfig;
+  const fwd = m.qlikSenseCloud.event.mqttForward.broker;
+  // A `user:password` pair too, so that its base64 form (a Basic credential) is masked whole.
+  const pair = (user: string, password: string) => (user && password ? `${user}:${password}` : '');
+  return [m.password, fwd.password, b.restServerConfig.apiToken, b.qlikSenseCloud.event.mqtt.tenant.auth.jwt.token, pair(m.username, m.password), pair(fwd.username, fwd.password)].filter(
     (s) => s.length > 0,
   );
 }

@@ -236,6 +236,13 @@ const RestServerConfig = obj(
     bodyLimitBytes: int(1048576, 1024, 67108864, 'Largest request body.', { added: true }),
     waitTimeoutMs: int(10000, 100, 600000, 'How long ?wait=true waits for the broker.', { added: true }),
     testEventButton: bool(false, 'Show a "send test event" button on the status page.', { added: true }),
+    allowedHosts: Type.Array(Type.String({ expected: 'a host name' }), {
+      default: [],
+      description:
+        'Host names (as in the Host header, port ignored) the HTTP server answers to, besides localhost, 127.0.0.1, ::1 and serverHost (with serverHost 0.0.0.0 or ::, also this machine\'s host name and addresses); other Hosts get 421. "*" = any (no DNS-rebinding protection).',
+      expected: 'a list of host names',
+      added: true,
+    }),
   },
   'HTTP server.',
 );

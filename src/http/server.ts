@@ -10,6 +10,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { registerHttpSecurity } from './security.ts';
 import { readPem } from '../mqtt/connection.ts';
 
 export const JSON_UTF8 = 'application/json; charset=utf-8';
@@ -23,6 +24,8 @@ export interface HttpServerOptions {
   rateLimitPerMinute: number;
   /** '' = no token needed. */
   apiToken: string;
+  /** restServerConfig.allowedHosts (Host header allow-list additions). */
+  allowedHosts?: string[];
 }
 
 export interface HttpServerDeps {
@@ -142,6 +145,7 @@ export class HttpServer {
     };
 
     const f = this.fastify;
+    registerHttpSecurity(f, { bindHost: options.host, allowedHosts: options.allowedHosts ?? [], logger: deps.logger, metrics: deps.metrics });
     f.addHook('onResponse', async (request, reply) => {
       deps.metrics.restRequests.inc({ route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
     });

@@ -31,6 +31,29 @@ export function checkPublishTopic(topic: string): TopicCheck {
   return problem === null ? { ok: true } : { ok: false, reason: problem };
 }
 
+/**
+ * Embedded broker (Aedes) limit: its topic matcher refuses a topic of more than 100 levels and drops the
+ * connection that sent it. Mosquitto's default has no level limit, but a topic that only one of the two
+ * brokers takes would make the bridge depend on which one runs, so the smaller figure applies to both.
+ */
+export const MAX_TOPIC_LEVELS = 100;
+
+/**
+ * A topic that came from outside (REST, a command) and will be published by the bridge. On top of
+ * checkPublishTopic: no leading `$` (MQTT 3.1.1 §4.7.2 reserves `$` topics for the broker; Aedes answers a
+ * publish to `$SYS/…` by dropping the connection, so such a message could never be delivered) and at most
+ * MAX_TOPIC_LEVELS levels.
+ */
+export function checkDeliverableTopic(topic: string): TopicCheck {
+  const basic = checkPublishTopic(topic);
+  if (!basic.ok) return basic;
+  if (topic.startsWith('$')) return { ok: false, reason: 'topic starts with "$", which MQTT reserves for the broker\'s own topics (such as $SYS)' };
+  let levels = 1;
+  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 47) levels++;
+  if (levels > MAX_TOPIC_LEVELS) return { ok: false, reason: `topic has ${levels} levels; brokers accept at most ${MAX_TOPIC_LEVELS}` };
+  return { ok: true };
+}
+
 /** A subscription filter: `#` only as the whole last level, `+` only as a whole level. */
 export function checkTopicFilter(filter: string): TopicCheck {
   if (filter.length === 0) return { ok: false, reason: 'topic filter is empty' };

@@ -30,25 +30,71 @@ const MASK = '***';
 const requireOptional = createRequire(import.meta.url);
 const loadPretty = () => requireOptional('pino-pretty') as typeof import('pino-pretty');
 
-export function maskSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (!secret) continue;
-    if (out.includes(secret)) out = out.split(secret).join(MASK);
-    const escaped = JSON.stringify(secret).slice(1, -1);
-    if (escaped !== secret && out.includes(escaped)) out = out.split(escaped).join(MASK);
+/** Percent-encoding of every byte of `s` outside `keep`, with upper- or lower-case hex digits. */
+function percentEncode(s: string, keep: RegExp, lower: boolean): string {
+  let out = '';
+  for (const ch of s) {
+    if (keep.test(ch)) {
+      out += ch;
+      continue;
+    }
+    for (const byte of Buffer.from(ch, 'utf8')) {
+      const hex = byte.toString(16).toUpperCase().padStart(2, '0');
+      out += `%${lower ? hex.toLowerCase() : hex}`;
+    }
   }
   return out;
 }
 
+/**
+ * Every form in which a secret can reach a log line: as is; JSON-escaped up to three times (JSON texts
+ * logged as string fields); percent-encoded as a URL or form encoder writes it (a token in a query string),
+ * with either case of hex digits and spaces as `+` or `%20`; base64 and base64url (a secret inside a
+ * header or a Basic credential `user:password`). Longest first, so a longer form is masked whole.
+ */
+export function secretForms(secret: string): string[] {
+  if (!secret) return [];
+  const forms = new Set<string>([secret]);
+  // A JSON text logged as a string field is escaped once more by the line itself: up to three levels.
+  let escaped = secret;
+  for (let level = 0; level < 3; level++) forms.add((escaped = JSON.stringify(escaped).slice(1, -1)));
+  for (const lower of [false, true]) {
+    forms.add(percentEncode(secret, /[A-Za-z0-9\-_.!~*'()]/, lower)); // encodeURIComponent
+    forms.add(percentEncode(secret, /[A-Za-z0-9\-_.~]/, lower)); // RFC 3986 unreserved only
+    forms.add(percentEncode(secret, /[A-Za-z0-9\-_.!~*'();/?:@&=+$,#]/, lower)); // encodeURI
+    forms.add(percentEncode(secret, /[A-Za-z0-9\-_.* ]/, lower).replace(/ /g, '+')); // form encoding (URLSearchParams)
+  }
+  const bytes = Buffer.from(secret, 'utf8');
+  forms.add(bytes.toString('base64'));
+  forms.add(bytes.toString('base64').replace(/=+$/, ''));
+  forms.add(bytes.toString('base64url'));
+  return [...forms].filter((f) => f.length >= 3).sort((a, b) => b.length - a.length);
+}
+
+export function maskSecrets(text: string, secrets: readonly string[]): string {
+  const masker = secretMasker(secrets);
+  return masker ? masker(text) : text;
+}
+
+/**
+ * One pass over a line for every form of every secret: a regular expression of the forms, longest
+ * first so the longest form at a position wins. (Measured: faster than one `includes` per form.)
+ */
+function secretMasker(secrets: readonly string[]): ((text: string) => string) | null {
+  const forms = [...new Set(secrets.flatMap(secretForms))].sort((a, b) => b.length - a.length);
+  if (forms.length === 0) return null;
+  const pattern = new RegExp(forms.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+  return (text) => text.replace(pattern, MASK);
+}
+
 export function createLogger(options: LoggerOptions): Logger {
-  const secrets = (options.secrets ?? []).filter((s) => s.length >= 3);
+  const masker = secretMasker((options.secrets ?? []).filter((s) => s.length >= 3));
   const usePretty = options.pretty ?? Boolean(process.stdout.isTTY);
   const target: { write(line: string): unknown } = usePretty
     ? loadPretty()({ colorize: true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname', customLevels: 'verbose:25,silly:5', useOnlyCustomProps: false, destination: options.destination ? (options.destination as never) : 1, sync: true })
     : (options.destination ?? process.stdout);
   const emit = (text: string) => {
-    const masked = secrets.length ? maskSecrets(text, secrets) : text;
+    const masked = masker ? masker(text) : text;
     target.write(masked);
     options.file?.write(masked);
   };

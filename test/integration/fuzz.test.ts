@@ -1,8 +1,10 @@
 // Socket-level fuzzing of a running bridge (a real child process): 100,000 random and mutated
 // datagrams on the UDP input and 5,000 random bodies on the REST publish endpoint. The process stays
 // up, every input is counted (received = accepted + rejected; REST requests by status), what was
-// accepted is delivered, and its memory comes back to its baseline. Inputs come from a seeded
-// generator: the seed is printed, and FUZZ_SEED=<seed> replays a run.
+// accepted is delivered, and its memory comes back to its baseline; a topic the broker would answer
+// with a disconnect ($-topics, more than 100 levels) or that is not a string is never accepted. Inputs
+// come from a seeded generator: the seed is printed, and FUZZ_SEED=<seed> replays a run. Also: config
+// files with near-miss keys (a fast-check property: every near miss of a security key is an error).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -13,6 +15,11 @@ import { baseButler, deepMerge, spawnBridge, tempDir, writeConfig } from '../sup
 import { freeUdpPort } from '../support/udp.ts';
 import { freePort, sleep, waitFor } from '../support/wait.ts';
 import { WebSocket } from 'undici';
+import fc from 'fast-check';
+import { stringify } from 'yaml';
+import { ConfigError, parseConfigText } from '../../src/config/load.ts';
+import { ButlerSchema } from '../../src/config/schema.ts';
+import { BUTLER_KEYS_NOT_READ } from '../../src/config/unknown-keys.ts';
 
 const tmp = tempDir('bm-fuzz-');
 after(() => tmp.cleanup());
@@ -126,28 +133,49 @@ interface RestCase {
   headers: Record<string, string>;
   body: string | Buffer;
   query: string;
+  /** A well-formed call whose topic no broker would take: must never be answered 201. */
+  badTopic: boolean;
 }
 
 function restCase(g: Gen): RestCase {
+  let badTopic = false;
   const topic = () => {
+    const r = g.int(0, 99);
+    // Topics the embedded broker answers with a disconnect: $-topics and more than 100 levels.
+    if (r < 6) {
+      badTopic = true;
+      return g.pick(['$SYS/', '$share/g/', '$', '$fuzz/']) + g.text(20);
+    }
+    if (r < 10) {
+      const levels = g.int(95, 130);
+      badTopic ||= levels > 100;
+      return `fuzz${'/l'.repeat(levels - 1)}`;
+    }
     const raw = g.pick(['fuzz/', 'fuzz/', 'fuzz/', 'other/', '', '$SYS/', 'fuzz/+/', 'fuzz/#']) + g.text(30);
+    if (raw.startsWith('$')) badTopic = true;
     return g.chance(0.02) ? 'fuzz/' + 'x'.repeat(g.int(65_530, 65_540)) : raw;
   };
   const value = (): unknown => g.pick<() => unknown>([() => g.text(60), () => g.int(-1e6, 1e6), () => null, () => true, () => ({ nested: g.text(10) }), () => [g.text(5)], () => g.next()])();
   const kind = g.int(0, 99);
   let body: string | Buffer;
   if (kind < 55) body = JSON.stringify({ topic: topic(), message: g.chance(0.8) ? g.text(200) : value(), ...(g.chance(0.2) ? { qos: g.int(0, 3), extra: g.text(10) } : {}) });
-  else if (kind < 65) body = JSON.stringify(g.chance(0.5) ? { topic: topic() } : { message: g.text(20) });
+  else if (kind < 60) {
+    // A topic that is not a string: a number must not become topic "42".
+    badTopic = true;
+    body = JSON.stringify({ topic: g.pick<() => unknown>([() => g.int(-1e6, 1e6), () => g.next(), () => true, () => [`fuzz/${g.text(5)}`], () => ({ t: 'fuzz/x' })])(), message: g.text(20) });
+  } else if (kind < 65) body = JSON.stringify(g.chance(0.5) ? { topic: topic() } : { message: g.text(20) });
   else if (kind < 72) body = JSON.stringify({ topic: value(), message: value() });
   else if (kind < 80) body = mutate(g, Buffer.from(JSON.stringify({ topic: topic(), message: g.text(50) }), 'utf8'));
   else if (kind < 85) body = g.bytes(g.int(0, 200));
   else if (kind < 90) body = JSON.stringify(g.pick<unknown>([[], [1, 2], 'a string', 42, null, true, {}]));
   else if (kind < 92) body = JSON.stringify({ topic: 'fuzz/large', message: 'x'.repeat(BODY_LIMIT + g.int(1, 5000)) });
   else body = '';
+  // Only the first kind, and the non-string kind, are well-formed calls whose refusal depends on the topic alone.
+  if (!(kind < 60)) badTopic = false;
   const method = g.chance(0.75) ? 'PUT' : 'POST';
   const headers: Record<string, string> = { 'content-type': g.chance(0.93) ? 'application/json' : g.pick(['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=utf-8']) };
   if (method === 'POST' && g.chance(0.8)) headers['x-http-method-override'] = g.pick(['PUT', 'put', ' PUT ', 'PATCH']);
-  return { method, headers, body, query: g.chance(0.03) ? '?wait=true' : g.chance(0.02) ? '?wait=maybe' : '' };
+  return { method, headers, body, query: g.chance(0.03) ? '?wait=true' : g.chance(0.02) ? '?wait=maybe' : '', badTopic };
 }
 
 interface Sample {
@@ -258,6 +286,7 @@ test('100,000 random and mutated datagrams and 5,000 random REST bodies: the bri
   };
 
   const status = new Map<number, number>();
+  const badTopicAnswers = new Map<number, number>();
   const sendBodies = async (n: number) => {
     let i = 0;
     const worker = async () => {
@@ -267,6 +296,7 @@ test('100,000 random and mutated datagrams and 5,000 random REST bodies: the bri
         const res = await fetch(`${base}${PUBLISH_PATH}${c.query}`, { method: c.method, headers: c.headers, body: typeof c.body === 'string' ? c.body : new Uint8Array(c.body) });
         await res.arrayBuffer();
         status.set(res.status, (status.get(res.status) ?? 0) + 1);
+        if (c.badTopic) badTopicAnswers.set(res.status, (badTopicAnswers.get(res.status) ?? 0) + 1);
       }
     };
     await Promise.all(Array.from({ length: 8 }, worker));
@@ -327,6 +357,10 @@ test('100,000 random and mutated datagrams and 5,000 random REST bodies: the bri
     const restAccounted = sum(s, 'butler_mqtt_events_accepted_total', { source: 'rest' }) + sum(s, 'butler_mqtt_events_rejected_total', { source: 'rest' });
     assert.equal(restAccounted, restReceived, 'every publish request that reached the endpoint was accepted or rejected');
     assert.equal(sum(s, 'butler_mqtt_events_accepted_total', { source: 'rest' }), clientByStatus['201'] ?? 0, 'accepted publishes = 201 answers');
+    // $-topics, topics over 100 levels and non-string topics: never stored (refused, or not reaching the route).
+    assert.ok((badTopicAnswers.get(400) ?? 0) > 0, `bad topics were sent: ${JSON.stringify(Object.fromEntries(badTopicAnswers))}`);
+    assert.equal(badTopicAnswers.get(201) ?? 0, 0, `a bad topic was accepted: ${JSON.stringify(Object.fromEntries(badTopicAnswers))}`);
+    assert.ok(sum(s, 'butler_mqtt_events_rejected_total', { source: 'rest', reason: 'reserved_topic' }) > 0, '$-topics counted as reserved_topic');
 
     // Memory, both readings taken after a full garbage collection. What may legitimately stay: each
     // accepted event's executionId is remembered for deduplication.ttlMinutes (about 200 bytes of heap
@@ -349,4 +383,80 @@ test('100,000 random and mutated datagrams and 5,000 random REST bodies: the bri
     await bridge.kill('SIGTERM');
     await broker.stop();
   }
+});
+
+// Keys whose misspelling silently opens something: the start filter, REST access, UDP source checks, TLS.
+const SECURITY_KEYS = [
+  'startTaskFilter.enable', 'startTaskFilter.allowTask.taskId', 'startTaskFilter.allowTask.customProperty', 'restServerConfig.apiToken',
+  'restServerConfig.publishAllowedTopicPrefixes', 'restServerConfig.allowedHosts', 'restServerConfig.serverHost', 'restServerConfig.tls.enable',
+  'udpServerConfig.enableSourceValidation', 'udpServerConfig.allowedSources', 'udpServerConfig.serverHost', 'mqttConfig.tls.enable',
+  'mqttConfig.tls.rejectUnauthorized', 'mqttConfig.password', 'mqttConfig.username', 'mqttConfig.embeddedBroker.host', 'configQRS.rejectUnauthorized',
+  'restServerEndpointsEnable.mqttPublishMessage',
+] as const;
+
+/** The keys a section reads (from the schema) plus the Butler keys accepted there: a mutation landing on one is not a typo. */
+function keysAt(sectionPath: string[]): string[] {
+  let schema = ButlerSchema as unknown as { properties?: Record<string, unknown> };
+  for (const seg of sectionPath) schema = (schema.properties?.[seg] ?? {}) as typeof schema;
+  return [...Object.keys(schema.properties ?? {}), ...(BUTLER_KEYS_NOT_READ[sectionPath.join('.')] ?? [])];
+}
+
+const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_';
+
+/** One typing mistake at a position: delete, insert, substitute, transpose, or a case flip (free). */
+const edit = fc.record({ kind: fc.constantFrom('delete', 'insert', 'substitute', 'transpose', 'case', 'plural'), at: fc.nat(), ch: fc.constantFrom(...LETTERS) });
+type Edit = { kind: string; at: number; ch: string };
+
+function applyEdit(key: string, e: Edit): string {
+  const i = e.at % Math.max(1, key.length);
+  switch (e.kind) {
+    case 'delete': return key.length > 1 ? key.slice(0, i) + key.slice(i + 1) : key;
+    case 'insert': return key.slice(0, i) + e.ch + key.slice(i);
+    case 'substitute': return key.slice(0, i) + e.ch + key.slice(i + 1);
+    case 'transpose': return i + 1 < key.length ? key.slice(0, i) + (key[i + 1] as string) + (key[i] as string) + key.slice(i + 2) : key;
+    case 'case': {
+      const c = key[i] as string;
+      return key.slice(0, i) + (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase()) + key.slice(i + 1);
+    }
+    default: return key.endsWith('s') ? key.slice(0, -1) : `${key}s`;
+  }
+}
+
+test('config property: every near miss of a security key (case, plural, up to two typing mistakes) is an error at its path with "did you mean"', () => {
+  fc.assert(
+    fc.property(fc.constantFrom(...SECURITY_KEYS), fc.array(edit, { minLength: 1, maxLength: 4 }), (dotted, edits) => {
+      const segments = dotted.split('.');
+      const key = segments.pop() as string;
+      // Case flips and the plural are free; other edits count, and the key must stay within the limit.
+      let typo = key;
+      let counted = 0;
+      const limit = key.length < 5 ? 1 : 2;
+      for (const e of edits) {
+        const free = e.kind === 'case' || (e.kind === 'plural' && counted === 0);
+        if (!free && counted >= limit) continue;
+        const next = applyEdit(typo, e);
+        if (next === typo) continue;
+        typo = next;
+        if (!free) counted++;
+        if (e.kind === 'plural') counted = limit; // singular/plural is its own rule: no edits on top of it
+      }
+      fc.pre(!keysAt(segments).includes(typo));
+      const tree: Record<string, unknown> = { [typo]: 'x' };
+      let node: Record<string, unknown> = tree;
+      for (const seg of [...segments].reverse()) node = { [seg]: node };
+      const text = stringify({ Butler: node });
+      let issues: { path: string; message: string }[] = [];
+      try {
+        parseConfigText(text, path.join(tmp.dir, 'near-miss.yaml'));
+      } catch (err) {
+        assert.ok(err instanceof ConfigError, String(err));
+        issues = err.issues;
+      }
+      const at = `Butler.${[...segments, typo].join('.')}`;
+      const issue = issues.find((i) => i.path === at);
+      assert.ok(issue, `${JSON.stringify(typo)} for ${dotted} was not refused:\n${text}\n${JSON.stringify(issues)}`);
+      assert.match(issue.message, /^unknown key ".*": did you mean "[^"]+"\?/);
+    }),
+    { numRuns: 2000 },
+  );
 });

@@ -185,7 +185,7 @@ test('health, readiness and the OpenAPI document with its UI', async () => {
   assert.deepEqual(schema.required, ['topic', 'message']);
   assert.equal(schema.properties['topic']?.type, 'string');
   assert.equal(schema.properties['message']?.type, 'string');
-  assert.deepEqual(Object.keys(op.responses).sort(), ['201', '400', '401', '403', '429', '503', '504', '507']);
+  assert.deepEqual(Object.keys(op.responses).sort(), ['201', '400', '401', '403', '415', '421', '429', '503', '504', '507']);
   assert.ok(item['post'], 'the POST form is documented');
   assert.ok(api.paths['/health']?.['get']);
   assert.ok(api.paths['/ready']?.['get']);

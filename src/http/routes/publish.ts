@@ -3,7 +3,7 @@
 // durably in the outbox (or, with ?wait=true, acknowledged by the broker); every refusal is a clear status.
 import Type from 'typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { checkPublishTopic } from '../../mqtt/topics.ts';
+import { checkDeliverableTopic } from '../../mqtt/topics.ts';
 import { MessageRejectedError, OutboxFullError, type OutgoingMessage } from '../../store/types.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Metrics } from '../../observability/metrics.ts';
@@ -57,12 +57,14 @@ const ErrorBody = (description: string) =>
 type Body = { topic: string; message: string } & Record<string, unknown>;
 type Query = { wait?: boolean };
 
-function topicProblem(topic: string): string | null {
-  const check = checkPublishTopic(topic);
+/** The refusal for a topic the broker would not take: [metric reason, message], or null. */
+function topicProblem(topic: string): [string, string] | null {
+  const check = checkDeliverableTopic(topic);
   if (check.ok) return null;
-  if (topic.length === 0) return 'body/topic must not be empty';
-  if (topic.includes('+') || topic.includes('#')) return 'body/topic must not contain the MQTT wildcards + or #';
-  return `body/topic is not a topic a message can be published to: ${check.reason}`;
+  if (topic.length === 0) return ['invalid_topic', 'body/topic must not be empty'];
+  if (topic.includes('+') || topic.includes('#')) return ['invalid_topic', 'body/topic must not contain the MQTT wildcards + or #'];
+  if (topic.startsWith('$')) return ['reserved_topic', `body/topic must not start with "$": ${check.reason}`];
+  return ['invalid_topic', `body/topic is not a topic a message can be published to: ${check.reason}`];
 }
 
 export const publishRoutes: FastifyPluginAsync<PublishRouteOptions> = async (scope, o) => {
@@ -83,9 +85,11 @@ export const publishRoutes: FastifyPluginAsync<PublishRouteOptions> = async (sco
     ...(o.tokenRequired ? { security: [{ bearerToken: [] as string[] }, { apiTokenHeader: [] as string[] }] as Record<string, string[]>[] } : {}),
     response: {
       201: { ...PublishBody, description: 'Stored (or, with wait=true, delivered); the request body is echoed.' },
-      400: ErrorBody('Invalid body or topic.'),
+      400: ErrorBody('Invalid body or topic: the topic must be a string, with no wildcards, not starting with "$", at most 100 levels and 65,535 bytes.'),
       401: ErrorBody('API token missing or wrong.'),
       403: ErrorBody('Topic outside restServerConfig.publishAllowedTopicPrefixes.'),
+      415: ErrorBody('Content-Type is not application/json (FST_ERR_CTP_INVALID_MEDIA_TYPE).'),
+      421: ErrorBody('The Host header is not in restServerConfig.allowedHosts.'),
       429: Type.Object({ statusCode: Type.Integer(), error: Type.String(), message: Type.String() }, { description: 'Rate limit exceeded.' }),
       503: ErrorBody('MQTT is disabled.'),
       504: ErrorBody('wait=true: not acknowledged by the broker in time (the message stays queued and will be delivered).'),
@@ -105,7 +109,7 @@ export const publishRoutes: FastifyPluginAsync<PublishRouteOptions> = async (sco
 
     if (!o.outbox) return reject(503, 'BUTLER_MQTT_DISABLED', 'mqtt_disabled', 'MQTT is disabled (Butler.mqttConfig.enable is false): nothing can be published');
     const problem = topicProblem(body.topic);
-    if (problem) return reject(400, 'FST_ERR_VALIDATION', 'invalid_topic', problem);
+    if (problem) return reject(400, 'FST_ERR_VALIDATION', problem[0], problem[1]);
     if (o.allowedTopicPrefixes.length > 0 && !o.allowedTopicPrefixes.some((p) => body.topic.startsWith(p))) {
       return reject(403, 'BUTLER_MQTT_TOPIC_NOT_ALLOWED', 'topic_not_allowed', `topic ${JSON.stringify(body.topic)} is not under any of restServerConfig.publishAllowedTopicPrefixes`);
     }
@@ -146,6 +150,20 @@ export const publishRoutes: FastifyPluginAsync<PublishRouteOptions> = async (sco
     return reply;
   };
 
+  // Schema validation coerces a number or boolean topic to a string ({"topic": 42} would publish to "42");
+  // a topic must be written as a string, so this runs before the coercion. (null becomes "" and is refused
+  // as an empty topic.)
+  const requireStringTopic = async (request: FastifyRequest, reply: FastifyReply) => {
+    const body = request.body as Record<string, unknown> | null | undefined;
+    if (body === null || typeof body !== 'object' || Array.isArray(body) || !('topic' in body) || typeof body.topic === 'string' || body.topic === null) return;
+    metrics.eventsReceived.inc({ source: SOURCE });
+    metrics.eventsRejected.inc({ source: SOURCE, reason: 'invalid_topic' });
+    const message = `body/topic must be a string, got ${Array.isArray(body.topic) ? 'a list' : typeof body.topic === 'object' ? 'an object' : typeof body.topic}`;
+    logger.info({ status: 400 }, `REST publish refused (400): ${message}`);
+    o.activity?.event({ source: SOURCE, summary: 'publish', rejected: `400: ${message}` });
+    return sendError(reply, 400, 'FST_ERR_VALIDATION', message);
+  };
+
   // Bodies Fastify itself refuses (parsing, schema, size) never reach the handler; count them here.
   scope.addHook('onError', async (_request, _reply, error) => {
     const code = (error as { code?: string }).code ?? '';
@@ -154,12 +172,13 @@ export const publishRoutes: FastifyPluginAsync<PublishRouteOptions> = async (sco
     metrics.eventsRejected.inc({ source: SOURCE, reason: code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'body_too_large' : 'invalid_body' });
   });
 
-  scope.route<{ Body: Body; Querystring: Query }>({ method: 'PUT', url: PUBLISH_PATH, schema: schema('PUT'), onRequest: [o.hooks.rateLimit, o.hooks.requireToken], handler });
+  scope.route<{ Body: Body; Querystring: Query }>({ method: 'PUT', url: PUBLISH_PATH, schema: schema('PUT'), onRequest: [o.hooks.rateLimit, o.hooks.requireToken], preValidation: requireStringTopic, handler });
   scope.route<{ Body: Body; Querystring: Query }>({
     method: 'POST',
     url: PUBLISH_PATH,
     schema: schema('POST'),
     onRequest: [requireOverride, o.hooks.rateLimit, o.hooks.requireToken],
+    preValidation: requireStringTopic,
     handler,
   });
 };
