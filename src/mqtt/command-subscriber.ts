@@ -3,7 +3,7 @@
 // each accepted command in the durable inbox, has it started, and answers on the optional result topic.
 import { createHash } from 'node:crypto';
 import type { IPublishPacket } from 'mqtt';
-import type { BrokerConnection } from './connection.ts';
+import type { BrokerConnection, Subscription } from './connection.ts';
 import { parseTaskStartCommand, type TaskStartCommand } from './task-start-command.ts';
 import { InboxFullError, type Inbox, type InboxRow } from '../store/inbox.ts';
 import { OutboxFullError, type MessageSink, type OutgoingMessage } from '../store/types.ts';
@@ -63,6 +63,7 @@ export class CommandSubscriber {
   private readonly active = new Set<Promise<void>>();
   private running = false;
   private readonly resultTopic: string;
+  private subscription: Subscription | null = null;
 
   constructor(
     private readonly options: CommandSubscriberOptions,
@@ -81,7 +82,7 @@ export class CommandSubscriber {
   start(): void {
     const { connection, logger } = this.deps;
     this.running = true;
-    connection.client.on('message', this.onMessage);
+    this.subscription = connection.subscribe(this.options.subscriptionRootTopic, { qos: 1, purpose: `for task start commands on ${this.options.taskStartTopic}` }, this.onMessage);
     connection.on('connect', this.onConnect);
     if (connection.connected) this.onConnect();
     if (!this.deps.starter) {
@@ -107,25 +108,18 @@ export class CommandSubscriber {
   /** Stops intake and waits for commands being handled; queued ones stay in the inbox. */
   async stop(): Promise<void> {
     this.running = false;
-    this.deps.connection.client.off('message', this.onMessage);
+    if (this.subscription) this.deps.connection.unsubscribe(this.subscription);
+    this.subscription = null;
     this.deps.connection.off('connect', this.onConnect);
     this.queue.length = 0;
     await Promise.allSettled([...this.active]);
   }
 
   private readonly onConnect = (): void => {
-    const { connection, logger } = this.deps;
+    const { connection } = this.deps;
     // A clean session starts with fresh packet ids: what was seen before cannot be redelivered.
     if (connection.options.clean) this.recentPackets.clear();
-    const root = this.options.subscriptionRootTopic;
-    connection.client.subscribe(root, { qos: 1 }, (err, granted) => {
-      const refused = granted?.some((g) => g.qos === 128);
-      if (err || refused) {
-        logger.error({ topic: root, err: err?.message }, `could not subscribe to ${root}: ${err ? err.message : 'refused by the broker'}; task start commands are not received`);
-      } else {
-        logger.info({ topic: root }, `subscribed to ${root} for task start commands on ${this.options.taskStartTopic}`);
-      }
-    });
+    // The subscription itself is made again by the connection on every connect.
   };
 
   /** Public for tests that hand a packet straight to the subscriber (e.g. a broker redelivery). */
