@@ -165,6 +165,7 @@ export class App {
           retain: m.connectStatusRetain && !eg,
         },
         availability: availabilitySettings(b),
+        deadLetterAfterDisconnects: m.delivery.deadLetterAfterDisconnects,
       },
       { logger: this.logger, metrics: this.metrics },
     );
@@ -216,6 +217,8 @@ export class App {
       const pct = this.config.butler.mqttConfig.delivery.highWaterPercent / 100;
       const { maxMessages, maxBytes } = this.outbox.limits;
       if (this.outbox.depth >= maxMessages * pct || this.outbox.byteSize >= maxBytes * pct) reasons.push('outbox above its high-water mark');
+      const dead = this.outbox.deadLetters.count;
+      if (dead > 0) reasons.push(`${dead} message${dead === 1 ? '' : 's'} in the dead-letter table (butler-mqtt outbox dead)`);
     }
     return { ready: reasons.length === 0, reasons };
   }

@@ -8,6 +8,7 @@ import { packageVersion } from '../package-root.ts';
 import type { App } from '../app.ts';
 import type { FeatureContext } from '../features.ts';
 import type { HttpServer } from './server.ts';
+import type { Outbox } from '../store/outbox.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { statusRoutes, type StatusSnapshot, type TestEventResult } from './routes/status.ts';
 
@@ -50,6 +51,13 @@ async function sendUdp(host: string, port: number, text: string): Promise<void> 
   } finally {
     socket.close();
   }
+}
+
+/** The dead-letter section of the status page: how many, and the five moved last. */
+export function deadLetterSummary(outbox: Outbox): { count: number; latest: { id: number; topic: string; kind: string; movedAt: number; attempts: number; reason: string }[] } {
+  const count = outbox.deadLetters.count;
+  const latest = count === 0 ? [] : outbox.deadLetters.latest(5).map((r) => ({ id: r.id, topic: r.topic, kind: r.kind, movedAt: r.movedAt, attempts: r.attempts, reason: r.reason }));
+  return { count, latest };
 }
 
 export function registerOperations(app: App, ctx: FeatureContext, http: HttpServer | null): void {
@@ -142,6 +150,7 @@ export function registerOperations(app: App, ctx: FeatureContext, http: HttpServ
         ? { depth: outbox.depth, bytes: outbox.byteSize, maxMessages: outbox.limits.maxMessages, maxBytes: outbox.limits.maxBytes, oldestAgeSeconds: outbox.oldestAgeSeconds() }
         : null,
       inbox: inbox ? { depth: inbox.depth, oldestAgeSeconds: inbox.oldestAgeSeconds() } : null,
+      deadLetters: outbox ? deadLetterSummary(outbox) : null,
       udp: udp.enable ? { address: `${udp.serverHost}:${udp.portTaskFailure}` } : null,
       totals: {
         received: await metrics.total('butler_mqtt_events_received_total'),

@@ -1,8 +1,10 @@
-// The only code that calls client.publish. Drains the outbox in id order with a bounded in-flight
-// window while connected, deletes a row once the broker acknowledged it (PUBACK/PUBCOMP; QoS 0 when
-// written), and publishes the connect status (P1) and the availability topic on every connect.
+// The only code that publishes (through BrokerConnection.publishRaw). Drains the outbox in id order
+// with a bounded in-flight window while connected, deletes a row once the broker acknowledged it
+// (PUBACK/PUBCOMP; QoS 0 when written), publishes the connect status (P1) and the availability topic
+// on every connect, and moves a message the broker keeps answering with a disconnect to the
+// dead-letter table so it cannot block the rest.
 import { EventEmitter } from 'node:events';
-import type { BrokerConnection } from './connection.ts';
+import type { BrokerConnection, CloseInfo } from './connection.ts';
 import type { Outbox, OutboxRow } from '../store/outbox.ts';
 import type { Store } from '../store/sqlite.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -19,6 +21,28 @@ export interface PublisherOptions {
   /** Published directly on every connect (P1), before the backlog. */
   connectStatus?: { topic: string; payload: string; qos: QoS; retain: boolean };
   availability?: { topic: string; online: string; offline: string; retain: boolean; qos: QoS };
+  /**
+   * A message is moved to the dead-letter table after the broker answered it with a disconnect this
+   * many times in a row (see onClosed()); 0 = never. Default 3.
+   */
+  deadLetterAfterDisconnects?: number;
+  /** How often rows written by another process (`butler-mqtt outbox retry`) are looked for, ms. Default 2000. */
+  externalCheckMs?: number;
+}
+
+/**
+ * A close counts against the oldest unacknowledged message only if it came this soon after the
+ * message was sent (or sent again by MQTT.js on an accepted reconnect): a broker that refuses a
+ * message drops the connection within milliseconds.
+ */
+export const STRIKE_WINDOW_MS = 2000;
+
+export interface DeadLetterEvent {
+  id: number;
+  topic: string;
+  kind: string;
+  attempts: number;
+  reason: string;
 }
 
 export interface DeliveryEvent {
@@ -35,7 +59,8 @@ export class Publisher extends EventEmitter {
   private readCursor = 0;
   /** The outbox may hold rows above `readCursor` (set by commits and the poll; cleared by a short read). */
   private unread = true;
-  private readonly inFlight = new Map<number, { row: OutboxRow; token: number }>();
+  /** Insertion order is send order: the first entry is the oldest unacknowledged message. */
+  private readonly inFlight = new Map<number, { row: OutboxRow; token: number; sentAt: number }>();
   private nextToken = 1;
   /** Rows that were in flight when the connection dropped. */
   private readonly interrupted = new Set<number>();
@@ -47,7 +72,11 @@ export class Publisher extends EventEmitter {
   private running = false;
   private pumping = false;
   private readonly waiters = new Map<number, (() => void)[]>();
-  private poll: NodeJS.Timeout | null = null;
+  /** Disconnects in a row counted against a row (cleared when it is acknowledged). */
+  private readonly strikes = new Map<number, number>();
+  /** A close that counts against this row if the next connection attempt is accepted. */
+  private pendingStrike: number | null = null;
+  private externalCheck: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly connection: BrokerConnection,
@@ -65,17 +94,68 @@ export class Publisher extends EventEmitter {
     connection.on('disconnect', () => {
       for (const id of this.inFlight.keys()) this.interrupted.add(id);
     });
+    connection.on('closed', (info) => this.onClosed(info));
+    connection.on('accepted', () => this.onAccepted());
   }
 
   start(): void {
     this.running = true;
-    // Rows written by another process (the `publish` command) are not announced; look now and then.
-    this.poll = setInterval(() => {
+    // Rows this process commits wake the Publisher (store.onCommitted); rows another process commits
+    // (`butler-mqtt outbox retry`) are noticed by the store's change counter, read now and then (an
+    // in-memory read, no query of the table).
+    this.externalCheck = setInterval(() => {
+      if (!this.outbox.changedElsewhere()) return;
       this.unread = true;
       this.pump();
-    }, 1000);
-    this.poll.unref();
+    }, this.options.externalCheckMs ?? 2000);
+    this.externalCheck.unref();
     if (this.connection.connected) this.onConnect();
+  }
+
+  /**
+   * Dead-letter rule. When a socket the broker had accepted closes, the oldest unacknowledged message
+   * is suspect if it was sent (or sent again by MQTT.js after the reconnect) less than
+   * STRIKE_WINDOW_MS before the close. The suspicion counts only if the next connection attempt is
+   * accepted: the broker is up and answered this message with a disconnect. A broker that is
+   * killed or restarted fails the next attempt (no count), or takes the message once it is back
+   * (the count is cleared at its acknowledgement). After `deadLetterAfterDisconnects` counts in a row
+   * the message is moved to the dead-letter table before MQTT.js can send it again.
+   */
+  private onClosed(info: CloseInfo): void {
+    this.pendingStrike = null;
+    if (!this.running || info.acceptedAt === null || (this.options.deadLetterAfterDisconnects ?? 3) <= 0) return;
+    const oldest = this.inFlight.values().next().value;
+    if (!oldest) return;
+    if (info.closedAt - Math.max(oldest.sentAt, info.acceptedAt) <= STRIKE_WINDOW_MS) this.pendingStrike = oldest.row.id;
+  }
+
+  private onAccepted(): void {
+    const id = this.pendingStrike;
+    this.pendingStrike = null;
+    if (id === null || !this.running) return;
+    const entry = this.inFlight.get(id);
+    if (!entry) return;
+    const count = (this.strikes.get(id) ?? 0) + 1;
+    this.strikes.set(id, count);
+    const limit = this.options.deadLetterAfterDisconnects ?? 3;
+    this.deps.logger.warn({ id, topic: entry.row.topic, count, limit }, `the broker closed the connection right after message ${id} to ${JSON.stringify(entry.row.topic)} was sent (${count} of ${limit} times in a row)`);
+    if (count >= limit) this.deadLetter(entry.row, count);
+  }
+
+  private deadLetter(row: OutboxRow, attempts: number): void {
+    this.inFlight.delete(row.id);
+    this.interrupted.delete(row.id);
+    this.strikes.delete(row.id);
+    // MQTT.js would send it again as soon as the session resumes.
+    this.connection.forgetInFlight(row.topic, row.payload);
+    const reason = `the broker closed the connection each time it was sent (${attempts} times in a row)`;
+    this.deps.logger.error({ id: row.id, topic: row.topic, kind: row.kind, attempts }, `message ${row.id} to ${JSON.stringify(row.topic)} moved to the dead-letter table: ${reason}; delivery of the other messages goes on (butler-mqtt outbox dead | retry | drop)`);
+    this.deps.metrics?.deadLettered.inc({ kind: row.kind });
+    this.emit('dead-letter', { id: row.id, topic: row.topic, kind: row.kind, attempts, reason } satisfies DeadLetterEvent);
+    this.outbox.moveToDeadLetter(row.id, reason, attempts).catch((err: Error) => {
+      // The row stays in the outbox and is sent again at the next start.
+      this.deps.logger.error({ id: row.id, err: err.message }, `could not move message ${row.id} to the dead-letter table: ${err.message}`);
+    });
   }
 
   get inFlightCount(): number {
@@ -113,16 +193,15 @@ export class Publisher extends EventEmitter {
       this.resendTimer = setTimeout(() => this.resendInterrupted(), this.options.resendAfterMs ?? 3000);
       this.resendTimer.unref();
     }
-    const client = this.connection.client;
     const { connectStatus, availability } = this.options;
     if (availability) {
-      client.publish(availability.topic, availability.online, { qos: availability.qos, retain: availability.retain }, (err) => {
-        if (err) this.deps.logger.warn({ err: err.message }, 'could not publish the online status');
+      publishStatusMessage(this.connection, { topic: availability.topic, payload: availability.online, qos: availability.qos, retain: availability.retain }, (err) => {
+        this.deps.logger.warn({ err: err.message }, 'could not publish the online status');
       });
     }
     if (connectStatus) {
-      client.publish(connectStatus.topic, connectStatus.payload, { qos: connectStatus.qos, retain: connectStatus.retain }, (err) => {
-        if (err) this.deps.logger.warn({ err: err.message }, 'could not publish the connect status');
+      publishStatusMessage(this.connection, connectStatus, (err) => {
+        this.deps.logger.warn({ err: err.message }, 'could not publish the connect status');
       });
     }
     this.pump();
@@ -168,17 +247,19 @@ export class Publisher extends EventEmitter {
           rows = this.readAhead.splice(0, room);
           this.cursor = (rows[rows.length - 1] as OutboxRow).id;
         }
-        for (const row of rows) this.send(row);
+        const now = Date.now();
+        for (const row of rows) this.send(row, now);
       }
     } finally {
       this.pumping = false;
     }
   }
 
-  private send(row: OutboxRow): void {
+  private send(row: OutboxRow, now: number): void {
     const token = this.nextToken++;
-    this.inFlight.set(row.id, { row, token });
-    this.connection.client.publish(row.topic, row.payload, { qos: row.qos, retain: row.retain }, (err) => {
+    // A row sent again was removed from inFlight first, so it goes to the end of the send order.
+    this.inFlight.set(row.id, { row, token, sentAt: now });
+    this.connection.publishRaw(row.topic, row.payload, { qos: row.qos, retain: row.retain }, (err) => {
       // A late callback for a row that was sent again since is ignored; the newer send decides.
       if (this.inFlight.get(row.id)?.token !== token) return;
       this.inFlight.delete(row.id);
@@ -202,6 +283,7 @@ export class Publisher extends EventEmitter {
   }
 
   private acknowledge(row: OutboxRow, delivered: boolean): void {
+    this.strikes.delete(row.id);
     if (delivered) {
       this.deps.metrics?.messagesDelivered.inc({ kind: row.kind });
       this.emit('delivered', { id: row.id, topic: row.topic, kind: row.kind } satisfies DeliveryEvent);
@@ -239,13 +321,13 @@ export class Publisher extends EventEmitter {
       await new Promise((r) => setTimeout(r, 20));
     }
     this.running = false;
-    if (this.poll) clearInterval(this.poll);
+    if (this.externalCheck) clearInterval(this.externalCheck);
     if (this.resendTimer) clearTimeout(this.resendTimer);
     const availability = this.options.availability;
     if (availability && this.connection.connected) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.max(500, deadline - Date.now()));
-        this.connection.client.publish(availability.topic, availability.offline, { qos: availability.qos, retain: availability.retain }, () => {
+        this.connection.publishRaw(availability.topic, availability.offline, { qos: availability.qos, retain: availability.retain }, () => {
           clearTimeout(t);
           resolve();
         });
@@ -255,4 +337,15 @@ export class Publisher extends EventEmitter {
     // Let queued removals commit before the store closes.
     await new Promise((r) => setImmediate(r));
   }
+}
+
+/**
+ * A status message published directly on a connection, outside the outbox: the connect status and
+ * availability of the main connection (above) and the Qlik Cloud forward broker's status message
+ * (src/cloud/event-subscriber.ts). Informational and re-sent on every connect, so not stored.
+ */
+export function publishStatusMessage(connection: BrokerConnection, message: { topic: string; payload: string; qos: QoS; retain: boolean }, onError: (err: Error) => void): void {
+  connection.publishRaw(message.topic, message.payload, { qos: message.qos, retain: message.retain }, (err) => {
+    if (err) onError(err);
+  });
 }

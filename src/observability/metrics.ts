@@ -2,7 +2,7 @@
 // every part that counts something. Label values are small fixed sets (source, reason, kind).
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 
-export type SampledGauge = 'outboxDepth' | 'outboxBytes' | 'outboxOldestAge' | 'inboxDepth' | 'inboxOldestAge';
+export type SampledGauge = 'outboxDepth' | 'outboxBytes' | 'outboxOldestAge' | 'inboxDepth' | 'inboxOldestAge' | 'deadLetters';
 
 /**
  * A one-label counter on a hot path (several increments per event in a storm): an increment adds to
@@ -49,6 +49,9 @@ export class Metrics {
   readonly outboxOldestAge = new Gauge({ name: 'butler_mqtt_outbox_oldest_age_seconds', help: 'Age of the oldest outbox message', registers: [this.registry], collect: () => this.sample('outboxOldestAge') });
   readonly inboxDepth = new Gauge({ name: 'butler_mqtt_inbox_events', help: 'Accepted events not yet fully handled', registers: [this.registry], collect: () => this.sample('inboxDepth') });
   readonly inboxOldestAge = new Gauge({ name: 'butler_mqtt_inbox_oldest_age_seconds', help: 'Age of the oldest inbox event', registers: [this.registry], collect: () => this.sample('inboxOldestAge') });
+
+  readonly deadLetters = new Gauge({ name: 'butler_mqtt_dead_letters', help: 'Messages in the dead-letter table (the broker kept answering them with a disconnect)', registers: [this.registry], collect: () => this.sample('deadLetters') });
+  readonly deadLettered = new Counter({ name: 'butler_mqtt_dead_letters_total', help: 'Messages moved to the dead-letter table, by kind', labelNames: ['kind'] as const, registers: [this.registry] });
 
   readonly brokerConnected = new Gauge({ name: 'butler_mqtt_broker_connected', help: '1 when connected to the broker', labelNames: ['broker'] as const, registers: [this.registry] });
   readonly brokerReconnects = new Counter({ name: 'butler_mqtt_broker_reconnects_total', help: 'Reconnect attempts', labelNames: ['broker'] as const, registers: [this.registry] });

@@ -47,6 +47,23 @@ const MIGRATIONS: string[] = [
   `CREATE TABLE dedup_log (expires_at INTEGER NOT NULL, key TEXT NOT NULL);
    INSERT INTO dedup_log (expires_at, key) SELECT expires_at, key FROM dedup ORDER BY expires_at;
    DROP TABLE dedup;`,
+  // Placeholder for the inbox quarantine columns (added in a parallel change that owns this index).
+  'SELECT 1;',
+  // Messages the broker kept answering with a disconnect, moved out of the outbox so they cannot
+  // block the rest; kept until retried (moved back to the end of the outbox) or dropped.
+  `CREATE TABLE dead_letter (
+     id INTEGER PRIMARY KEY,
+     topic TEXT NOT NULL,
+     payload BLOB NOT NULL,
+     qos INTEGER NOT NULL,
+     retain INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     bytes INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     reason TEXT NOT NULL,
+     moved_at INTEGER NOT NULL,
+     attempts INTEGER NOT NULL
+   );`,
 ];
 
 export interface StoreOptions {

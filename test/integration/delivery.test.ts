@@ -93,7 +93,7 @@ test('the bridge killed with SIGKILL keeps its outbox and delivers it after a re
   const dbFile = `${tmp.dir}/sigkill/outbox.sqlite`;
   const file = writeConfig(tmp.dir, deepMerge(baseButler(port), { mqttConfig: { delivery: { outboxFile: dbFile } } }), 'sigkill.yaml');
   const first = await spawnBridge(file);
-  // Another process writes into the running bridge's outbox (as the `publish` command does).
+  // Another process writes into the running bridge's outbox (as `butler-mqtt outbox retry` does).
   const store = new Store({ file: dbFile });
   const outbox = new Outbox(store, { maxMessages: 100000, maxBytes: 1 << 30, defaultQos: 1, maxQos: 2, maxPacketBytes: 0 });
   await outbox.enqueue(Array.from({ length: 300 }, (_, i) => ({ topic: 'test/sigkill/seq', payload: `m-${i}`, kind: 'test' })));
