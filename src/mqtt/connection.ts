@@ -75,6 +75,11 @@ export interface CloseInfo {
   /** When the broker accepted this socket (CONNACK success), or null: the attempt failed. */
   acceptedAt: number | null;
   closedAt: number;
+  /**
+   * The socket was accepted but closed while MQTT.js was sending again, one at a time and each
+   * waiting for its acknowledgement, what was unacknowledged: the message it was sending. Else null.
+   */
+  resending: { topic: string; payload: string | Buffer } | null;
 }
 
 export declare interface BrokerConnection {
@@ -183,7 +188,8 @@ export class BrokerConnection extends EventEmitter {
     client.on('close', () => {
       const wasConnected = this.#state === 'connected';
       const stopping = this.#state === 'stopping' || this.#state === 'stopped';
-      const info: CloseInfo = { acceptedAt: this.#acceptedAt, closedAt: Date.now() };
+      const resending = !wasConnected && this.#acceptedAt !== null ? this.#inFlight.first() : null;
+      const info: CloseInfo = { acceptedAt: this.#acceptedAt, closedAt: Date.now(), resending };
       this.#acceptedAt = null;
       this.deps.metrics?.brokerConnected.set({ broker: o.name }, 0);
       for (const s of this.subscriptions) s.active = false;
@@ -411,7 +417,9 @@ export class BrokerConnection extends EventEmitter {
       if (this.#state !== 'reconnect-wait') return;
       this.#state = 'connecting';
       this.watchForAcceptance();
-      this.#client.reconnect();
+      // The same stores: MQTT.js sends again what was unacknowledged as soon as the broker accepts
+      // (without them it would start with empty ones and forget those packets).
+      this.#client.reconnect({ incomingStore: this.#client.incomingStore, outgoingStore: this.#inFlight as unknown as IClientOptions['outgoingStore'] });
     }, delay);
   }
 
@@ -502,6 +510,14 @@ class InFlightStore {
 
   close(cb?: () => void): void {
     cb?.();
+  }
+
+  /** The oldest packet held: the one MQTT.js sends first after a reconnect. */
+  first(): { topic: string; payload: string | Buffer } | null {
+    for (const p of this.packets.values()) {
+      if (typeof p.topic === 'string' && (typeof p.payload === 'string' || Buffer.isBuffer(p.payload))) return { topic: p.topic, payload: p.payload };
+    }
+    return null;
   }
 
   find(topic: string, payload: string | Buffer): number | null {

@@ -31,9 +31,8 @@ export interface PublisherOptions {
 }
 
 /**
- * A close counts against the oldest unacknowledged message only if it came this soon after the
- * message was sent (or sent again by MQTT.js on an accepted reconnect): a broker that refuses a
- * message drops the connection within milliseconds.
+ * A close counts against the message being sent again only if it came this soon after the broker
+ * accepted the connection: a broker that refuses a message drops the connection within milliseconds.
  */
 export const STRIKE_WINDOW_MS = 2000;
 
@@ -59,8 +58,7 @@ export class Publisher extends EventEmitter {
   private readCursor = 0;
   /** The outbox may hold rows above `readCursor` (set by commits and the poll; cleared by a short read). */
   private unread = true;
-  /** Insertion order is send order: the first entry is the oldest unacknowledged message. */
-  private readonly inFlight = new Map<number, { row: OutboxRow; token: number; sentAt: number }>();
+  private readonly inFlight = new Map<number, { row: OutboxRow; token: number }>();
   private nextToken = 1;
   /** Rows that were in flight when the connection dropped. */
   private readonly interrupted = new Set<number>();
@@ -113,20 +111,28 @@ export class Publisher extends EventEmitter {
   }
 
   /**
-   * Dead-letter rule. When a socket the broker had accepted closes, the oldest unacknowledged message
-   * is suspect if it was sent (or sent again by MQTT.js after the reconnect) less than
-   * STRIKE_WINDOW_MS before the close. The suspicion counts only if the next connection attempt is
-   * accepted: the broker is up and answered this message with a disconnect. A broker that is
-   * killed or restarted fails the next attempt (no count), or takes the message once it is back
-   * (the count is cleared at its acknowledgement). After `deadLetterAfterDisconnects` counts in a row
-   * the message is moved to the dead-letter table before MQTT.js can send it again.
+   * Dead-letter rule. After a reconnect MQTT.js sends again what was unacknowledged one message at a
+   * time, each waiting for its acknowledgement, before the session counts as connected; a broker that
+   * refuses a message by closing the connection does so right then, so the culprit is known: the
+   * message being sent again. Such a close counts against it when it came less than
+   * STRIKE_WINDOW_MS after the broker accepted the connection, and only if the next connection
+   * attempt is accepted too (the broker is up and reachable). A broker that is stopped, killed or
+   * restarted fails the next attempt (no count) or takes the message once it is back (an
+   * acknowledgement clears the count). Closes while messages are pipelined (connected) are not
+   * counted: any of them may be the cause. After `deadLetterAfterDisconnects` counts in a row the
+   * message is moved to the dead-letter table before MQTT.js can send it again.
    */
   private onClosed(info: CloseInfo): void {
     this.pendingStrike = null;
-    if (!this.running || info.acceptedAt === null || (this.options.deadLetterAfterDisconnects ?? 3) <= 0) return;
-    const oldest = this.inFlight.values().next().value;
-    if (!oldest) return;
-    if (info.closedAt - Math.max(oldest.sentAt, info.acceptedAt) <= STRIKE_WINDOW_MS) this.pendingStrike = oldest.row.id;
+    if (!this.running || info.acceptedAt === null || info.resending === null || (this.options.deadLetterAfterDisconnects ?? 3) <= 0) return;
+    if (info.closedAt - info.acceptedAt > STRIKE_WINDOW_MS) return;
+    const { topic, payload } = info.resending;
+    for (const { row } of this.inFlight.values()) {
+      if (row.topic === topic && samePayload(row.payload, payload)) {
+        this.pendingStrike = row.id;
+        return;
+      }
+    }
   }
 
   private onAccepted(): void {
@@ -247,18 +253,16 @@ export class Publisher extends EventEmitter {
           rows = this.readAhead.splice(0, room);
           this.cursor = (rows[rows.length - 1] as OutboxRow).id;
         }
-        const now = Date.now();
-        for (const row of rows) this.send(row, now);
+        for (const row of rows) this.send(row);
       }
     } finally {
       this.pumping = false;
     }
   }
 
-  private send(row: OutboxRow, now: number): void {
+  private send(row: OutboxRow): void {
     const token = this.nextToken++;
-    // A row sent again was removed from inFlight first, so it goes to the end of the send order.
-    this.inFlight.set(row.id, { row, token, sentAt: now });
+    this.inFlight.set(row.id, { row, token });
     this.connection.publishRaw(row.topic, row.payload, { qos: row.qos, retain: row.retain }, (err) => {
       // A late callback for a row that was sent again since is ignored; the newer send decides.
       if (this.inFlight.get(row.id)?.token !== token) return;
@@ -348,4 +352,11 @@ export function publishStatusMessage(connection: BrokerConnection, message: { to
   connection.publishRaw(message.topic, message.payload, { qos: message.qos, retain: message.retain }, (err) => {
     if (err) onError(err);
   });
+}
+
+function samePayload(a: string | Buffer, b: string | Buffer): boolean {
+  if (typeof a === 'string' && typeof b === 'string') return a === b;
+  const ab = typeof a === 'string' ? Buffer.from(a) : a;
+  const bb = typeof b === 'string' ? Buffer.from(b) : b;
+  return ab.equals(bb);
 }
