@@ -314,16 +314,21 @@ export class BrokerConnection extends EventEmitter {
     entry.active = true;
     this.#client.subscribe(entry.filter, { qos: entry.qos }, (err, granted) => {
       if (!this.subscriptions.includes(entry)) return;
-      const code = granted?.find((g) => g.topic === entry.filter)?.qos ?? granted?.[0]?.qos;
-      if (err || code === undefined || code >= 0x80) {
+      // On a refusal MQTT.js passes an error carrying the SUBACK packet (one code, one filter per SUBSCRIBE).
+      const subackCode = (err as { packet?: { granted?: unknown[] } } | null)?.packet?.granted?.[0];
+      const code = err ? (typeof subackCode === 'number' ? subackCode : undefined) : (granted?.find((g) => g.topic === entry.filter)?.qos ?? granted?.[0]?.qos);
+      if (code !== undefined && code >= 0x80) {
         // Once per refusal, not on every reconnect while it lasts.
         if (entry.status !== 'refused') {
-          const why = err ? err.message : `refused by the broker (reason code 0x${(code ?? 0x80).toString(16)})`;
-          logger.warn({ broker: name, topic: entry.filter, err: why }, `could not subscribe to ${entry.filter}${purpose}: ${why}`);
+          logger.warn({ broker: name, topic: entry.filter, reasonCode: code }, `could not subscribe to ${entry.filter}${purpose}: refused by the broker (reason code 0x${code.toString(16)})`);
         }
-        // An error while the connection closes is not a refusal; the next connect tries again.
-        if (!err || this.connected) entry.status = 'refused';
-        for (const w of entry.waiters.splice(0)) w.reject(new Error(`subscription to ${entry.filter} refused`));
+        entry.status = 'refused';
+        for (const w of entry.waiters.splice(0)) w.reject(new Error(`subscription to ${entry.filter} refused by the broker (reason code 0x${code.toString(16)})`));
+        return;
+      }
+      if (err || code === undefined) {
+        // The connection closed before the SUBACK: subscribed again at the next connect.
+        logger.debug({ broker: name, topic: entry.filter, err: err?.message }, `subscription to ${entry.filter} not confirmed: ${err?.message ?? 'no SUBACK'}; made again at the next connect`);
         return;
       }
       if (entry.status !== 'granted') logger.info({ broker: name, topic: entry.filter, qos: code }, `subscribed to ${entry.filter}${purpose}`);
