@@ -100,7 +100,6 @@ interface SubscriptionEntry extends Subscription {
   readonly purpose: string;
   status: 'pending' | 'granted' | 'refused';
   grantedQos: number | null;
-  active: boolean;
   waiters: { resolve: (qos: number) => void; reject: (err: Error) => void }[];
 }
 
@@ -192,7 +191,6 @@ export class BrokerConnection extends EventEmitter {
       const info: CloseInfo = { acceptedAt: this.#acceptedAt, closedAt: Date.now(), resending };
       this.#acceptedAt = null;
       this.deps.metrics?.brokerConnected.set({ broker: o.name }, 0);
-      for (const s of this.subscriptions) s.active = false;
       if (!stopping) this.#state = 'reconnect-wait';
       if (wasConnected) {
         this.deps.logger[stopping ? 'info' : 'warn']({ broker: o.name }, `disconnected from MQTT broker ${o.host}:${o.port}`);
@@ -269,7 +267,6 @@ export class BrokerConnection extends EventEmitter {
       purpose: options.purpose ?? '',
       status: 'pending',
       grantedQos: null,
-      active: true,
       waiters: [],
       whenGranted: (timeoutMs: number) => this.whenGranted(entry, timeoutMs),
     };
@@ -283,7 +280,6 @@ export class BrokerConnection extends EventEmitter {
     const i = this.subscriptions.indexOf(subscription as SubscriptionEntry);
     if (i < 0) return;
     const [entry] = this.subscriptions.splice(i, 1) as [SubscriptionEntry];
-    entry.active = false;
     for (const w of entry.waiters.splice(0)) w.reject(new Error(`unsubscribed from ${entry.filter}`));
     if (this.connected && !this.subscriptions.some((s) => s.filter === entry.filter)) {
       this.#client.unsubscribe(entry.filter, (err) => {
@@ -311,7 +307,6 @@ export class BrokerConnection extends EventEmitter {
     const { logger } = this.deps;
     const name = this.options.name;
     const purpose = entry.purpose ? ` ${entry.purpose}` : '';
-    entry.active = true;
     this.#client.subscribe(entry.filter, { qos: entry.qos }, (err, granted) => {
       if (!this.subscriptions.includes(entry)) return;
       // On a refusal MQTT.js passes an error carrying the SUBACK packet (one code, one filter per SUBSCRIBE).

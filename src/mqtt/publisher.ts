@@ -74,6 +74,8 @@ export class Publisher extends EventEmitter {
   private readonly strikes = new Map<number, number>();
   /** A close that counts against this row if the next connection attempt is accepted. */
   private pendingStrike: number | null = null;
+  /** A packet MQTT.js was sending again at a close that no in-flight row owns (see onClosed()). */
+  private pendingOrphan: { topic: string; payload: string | Buffer } | null = null;
   private externalCheck: NodeJS.Timeout | null = null;
 
   constructor(
@@ -124,6 +126,7 @@ export class Publisher extends EventEmitter {
    */
   private onClosed(info: CloseInfo): void {
     this.pendingStrike = null;
+    this.pendingOrphan = null;
     if (!this.running || info.acceptedAt === null || info.resending === null || (this.options.deadLetterAfterDisconnects ?? 3) <= 0) return;
     if (info.closedAt - info.acceptedAt > STRIKE_WINDOW_MS) return;
     const { topic, payload } = info.resending;
@@ -133,11 +136,19 @@ export class Publisher extends EventEmitter {
         return;
       }
     }
+    // No row owns it: a second copy of a row acknowledged, dead-lettered or queued to be sent again
+    // by us, or a status message (published again on every connect). Dropping it loses nothing.
+    this.pendingOrphan = info.resending;
   }
 
   private onAccepted(): void {
     const id = this.pendingStrike;
+    const orphan = this.pendingOrphan;
     this.pendingStrike = null;
+    this.pendingOrphan = null;
+    if (orphan && this.running && this.connection.forgetInFlight(orphan.topic, orphan.payload)) {
+      this.deps.logger.warn({ topic: orphan.topic }, `the broker closed the connection right after a message to ${JSON.stringify(orphan.topic)} was sent again; that copy is no longer needed and is not sent again`);
+    }
     if (id === null || !this.running) return;
     const entry = this.inFlight.get(id);
     if (!entry) return;
