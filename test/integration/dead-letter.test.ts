@@ -155,3 +155,31 @@ test('butler-mqtt outbox: dead lists, retry moves back to the end of the outbox 
     await broker.stop();
   }
 });
+
+test('embedded broker: a topic of 101 levels (the broker allows 100) is dead-lettered while the message after it arrives; with deadLetterAfterDisconnects: 1 it moves at the first counted disconnect', async () => {
+  const brokerPort = await freePort();
+  const file = writeConfig(
+    tmp.dir,
+    deepMerge(baseButler(brokerPort), {
+      mqttConfig: { brokerHost: '', embeddedBroker: { enable: true, host: '127.0.0.1', port: brokerPort }, delivery: { outboxFile: 'deep/outbox.sqlite', deadLetterAfterDisconnects: 1 } },
+    }),
+    'deep.yaml',
+  );
+  const bridge = await startInProcess(file);
+  const sub = await collect(`mqtt://127.0.0.1:${brokerPort}`, 'test/deep/#');
+  try {
+    const { app } = bridge;
+    await app.connection!.waitConnected(10_000);
+    const deep = `test/deep/${Array.from({ length: 99 }, (_, i) => `l${i}`).join('/')}`;
+    assert.equal(deep.split('/').length, 101);
+    await app.outbox!.enqueue([{ topic: deep, payload: 'too deep', kind: 'rest' }, { topic: 'test/deep/ok', payload: 'fine', kind: 'rest' }]);
+    await sub.waitForCount(1, 20_000, 'test/deep/ok');
+    await waitFor(() => app.outbox!.depth === 0, 10_000, 'the outbox to be empty');
+    const dead = app.outbox!.deadLetters.latest(5);
+    assert.deepEqual(dead.map((r) => [r.topic, String(r.payload), r.attempts]), [[deep, 'too deep', 1]]);
+    assert.deepEqual(sub.messages.map((m) => m.topic), ['test/deep/ok']);
+  } finally {
+    await sub.close();
+    await bridge.stop();
+  }
+});
