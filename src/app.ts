@@ -226,6 +226,7 @@ export class App {
           retain: m.connectStatusRetain && !eg,
         },
         availability: availabilitySettings(b),
+        deadLetterAfterDisconnects: m.delivery.deadLetterAfterDisconnects,
       },
       { logger: this.logger, metrics: this.metrics },
     );
@@ -318,6 +319,8 @@ export class App {
       const pct = this.config.butler.mqttConfig.delivery.highWaterPercent / 100;
       const { maxMessages, maxBytes } = outbox.limits;
       if (outbox.depth >= maxMessages * pct || outbox.byteSize >= maxBytes * pct) reasons.push('outbox above its high-water mark');
+      const dead = outbox.deadLetters.count;
+      if (dead > 0) reasons.push(`${dead} message${dead === 1 ? '' : 's'} in the dead-letter table (butler-mqtt outbox dead)`);
     }
     for (const check of this.readinessChecks) {
       const reason = check();

@@ -1,10 +1,10 @@
 // The second MQTT client: connects to the broker that Qlik Cloud events are forwarded to (TLS,
 // user name and password), subscribes to the configured root on every connect and hands each message
 // on as raw bytes. Parsing, dedup and alerts happen downstream; this module only receives.
-import type { MqttClient } from 'mqtt';
 import { BrokerConnection, readPem, type BrokerConnectionOptions } from '../mqtt/connection.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { publishStatusMessage } from '../mqtt/publisher.ts';
 
 export const FORWARD_STATUS_TOPIC = 'butler/qscloud/event/mqttforward/status';
 
@@ -28,17 +28,6 @@ export type CloudMessageHandler = (topic: string, payload: Buffer) => void;
 /** The text of the status message, as Butler words it. */
 export function forwardStatusPayload(host: string, port: number, clientId: string): string {
   return `Connected to MQTT broker "mqtts://${host}:${port}" with client ID ${clientId}`;
-}
-
-/**
- * Publishes the status message on the forward broker's own connection. This is the one place outside
- * the Publisher that calls client.publish: the message belongs to the forward broker (as in Butler), not
- * to the main broker the outbox delivers to, and it is informational, so it is sent at QoS 0 and not kept.
- */
-function publishForwardStatus(client: MqttClient, payload: string, logger: Logger): void {
-  client.publish(FORWARD_STATUS_TOPIC, payload, { qos: 0, retain: false }, (err) => {
-    if (err) logger.warn({ broker: 'cloud', err: err.message }, 'could not publish the Qlik Cloud forward status message');
-  });
 }
 
 export function cloudConnectionOptions(o: CloudEventSubscriberOptions): BrokerConnectionOptions {
@@ -71,7 +60,8 @@ export class CloudEventSubscriber {
   ) {
     this.connection = new BrokerConnection(cloudConnectionOptions(options), deps);
     this.connection.on('connect', () => this.onConnect());
-    this.connection.client.on('message', (topic, payload) => {
+    // Made again by the connection on every connect: the session is clean, the broker forgets it.
+    this.connection.subscribe(options.subscriptionRoot, { qos: 1, purpose: 'on the Qlik Cloud forward broker' }, (topic, payload) => {
       if (this.running) this.onMessage(topic, payload);
     });
   }
@@ -91,19 +81,10 @@ export class CloudEventSubscriber {
   }
 
   private onConnect(): void {
-    const { logger } = this.deps;
-    const client = this.connection.client;
-    const root = this.options.subscriptionRoot;
-    // Subscribed again on every connect: the session is clean, the broker forgot the subscription.
-    client.subscribe(root, { qos: 1 }, (err, granted) => {
-      if (err) {
-        logger.warn({ broker: 'cloud', topic: root, err: err.message }, `could not subscribe to ${root} on the Qlik Cloud forward broker`);
-        return;
-      }
-      const refused = (granted ?? []).filter((g) => g.qos === 128);
-      if (refused.length > 0) logger.warn({ broker: 'cloud', topic: root }, `the Qlik Cloud forward broker refused the subscription to ${root}`);
-      else logger.info({ broker: 'cloud', topic: root }, `subscribed to ${root} on the Qlik Cloud forward broker`);
+    // The status message belongs to the forward broker (as in Butler), not to the main broker the
+    // outbox delivers to, and it is informational: QoS 0, not kept, sent through the Publisher module.
+    publishStatusMessage(this.connection, { topic: FORWARD_STATUS_TOPIC, payload: forwardStatusPayload(this.options.host, this.options.port, this.options.clientId), qos: 0, retain: false }, (err) => {
+      this.deps.logger.warn({ broker: 'cloud', err: err.message }, 'could not publish the Qlik Cloud forward status message');
     });
-    publishForwardStatus(client, forwardStatusPayload(this.options.host, this.options.port, this.options.clientId), logger);
   }
 }

@@ -72,6 +72,7 @@ const Delivery = obj(
     highWaterPercent: int(80, 1, 100, 'Readiness turns false above this share of either outbox bound.'),
     inFlightWindow: int(100, 1, 65535, 'QoS 1/2 messages sent and not yet acknowledged, at most.'),
     shutdownFlushSeconds: int(5, 0, 300, 'On shutdown, how long to keep delivering before closing.'),
+    deadLetterAfterDisconnects: int(3, 0, 1000, 'A message the broker answers with a disconnect this many times in a row (an accepted reconnect each time) is moved to the dead-letter table; 0 = never.'),
   },
   'Durable delivery.',
   { added: true },

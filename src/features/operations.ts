@@ -7,6 +7,7 @@ import { packageVersion } from '../package-root.ts';
 import type { Feature, FeatureContext } from './feature.ts';
 import { metricsRoutes } from '../http/routes/metrics.ts';
 import { statusRoutes, type StatusSnapshot, type TestEventResult } from '../http/routes/status.ts';
+import type { Outbox } from '../store/outbox.ts';
 
 /** Topic of the test message when the UDP input is off. */
 export const TEST_EVENT_TOPIC = 'qliksense/butler/mqtt/test';
@@ -47,6 +48,13 @@ async function sendUdp(host: string, port: number, text: string): Promise<void> 
   } finally {
     socket.close();
   }
+}
+
+/** The dead-letter section of the status page: how many, and the five moved last. */
+export function deadLetterSummary(outbox: Outbox): { count: number; latest: { id: number; topic: string; kind: string; movedAt: number; attempts: number; reason: string }[] } {
+  const count = outbox.deadLetters.count;
+  const latest = count === 0 ? [] : outbox.deadLetters.latest(5).map((r) => ({ id: r.id, topic: r.topic, kind: r.kind, movedAt: r.movedAt, attempts: r.attempts, reason: r.reason }));
+  return { count, latest };
 }
 
 export const operations: Feature = {
@@ -154,6 +162,7 @@ function registerOperations(ctx: FeatureContext): void {
         ? { depth: outbox.depth, bytes: outbox.byteSize, maxMessages: outbox.limits.maxMessages, maxBytes: outbox.limits.maxBytes, oldestAgeSeconds: outbox.oldestAgeSeconds() }
         : null,
       inbox: inbox ? { depth: inbox.depth, oldestAgeSeconds: inbox.oldestAgeSeconds(), quarantined: inbox.quarantined } : null,
+      deadLetters: outbox ? deadLetterSummary(outbox) : null,
       udp: udp.enable ? { address: `${udp.serverHost}:${udp.portTaskFailure}`, kernelDrops: await udpKernelDrops() } : null,
       totals: {
         received: await metrics.total('butler_mqtt_events_received_total'),

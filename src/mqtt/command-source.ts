@@ -54,8 +54,7 @@ export class CommandSource {
   start(): void {
     const { connection, logger } = this.deps;
     connection.on('connect', this.onConnect);
-    this.subscription = connection.subscribe(this.options.subscriptionRootTopic, { qos: 1 }, this.onMessage);
-    logger.info({ topic: this.options.subscriptionRootTopic }, `task start commands: listening on ${this.options.taskStartTopic} (subscribed to ${this.options.subscriptionRootTopic})`);
+    this.subscription = connection.subscribe(this.options.subscriptionRootTopic, { qos: 1, purpose: `for task start commands on ${this.options.taskStartTopic}` }, this.onMessage);
     if (this.options.unavailable !== null) logger.warn({ topic: this.options.taskStartTopic }, `task start commands on ${this.options.taskStartTopic} are answered with status "failed": ${this.options.unavailable}`);
   }
 

@@ -1,8 +1,10 @@
-// The only code that calls client.publish. Drains the outbox in id order with a bounded in-flight
-// window while connected, deletes a row once the broker acknowledged it (PUBACK/PUBCOMP; QoS 0 when
-// written), and publishes the connect status (P1) and the availability topic on every connect.
+// The only code that publishes (through BrokerConnection.publishRaw). Drains the outbox in id order
+// with a bounded in-flight window while connected, deletes a row once the broker acknowledged it
+// (PUBACK/PUBCOMP; QoS 0 when written), publishes the connect status (P1) and the availability topic
+// on every connect, and moves a message the broker keeps answering with a disconnect to the
+// dead-letter table so it cannot block the rest.
 import { EventEmitter } from 'node:events';
-import type { BrokerConnection } from './connection.ts';
+import type { BrokerConnection, CloseInfo } from './connection.ts';
 import type { Outbox, OutboxRow } from '../store/outbox.ts';
 import type { Store } from '../store/sqlite.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -19,6 +21,27 @@ export interface PublisherOptions {
   /** Published directly on every connect (P1), before the backlog. */
   connectStatus?: { topic: string; payload: string; qos: QoS; retain: boolean };
   availability?: { topic: string; online: string; offline: string; retain: boolean; qos: QoS };
+  /**
+   * A message is moved to the dead-letter table after the broker answered it with a disconnect this
+   * many times in a row (see onClosed()); 0 = never. Default 3.
+   */
+  deadLetterAfterDisconnects?: number;
+  /** How often rows written by another process (`butler-mqtt outbox retry`) are looked for, ms. Default 2000. */
+  externalCheckMs?: number;
+}
+
+/**
+ * A close counts against the message being sent again only if it came this soon after the broker
+ * accepted the connection: a broker that refuses a message drops the connection within milliseconds.
+ */
+export const STRIKE_WINDOW_MS = 2000;
+
+export interface DeadLetterEvent {
+  id: number;
+  topic: string;
+  kind: string;
+  attempts: number;
+  reason: string;
 }
 
 export interface DeliveryEvent {
@@ -47,7 +70,13 @@ export class Publisher extends EventEmitter {
   private running = false;
   private pumping = false;
   private readonly waiters = new Map<number, (() => void)[]>();
-  private poll: NodeJS.Timeout | null = null;
+  /** Disconnects in a row counted against a row (cleared when it is acknowledged). */
+  private readonly strikes = new Map<number, number>();
+  /** A close that counts against this row if the next connection attempt is accepted. */
+  private pendingStrike: number | null = null;
+  /** A packet MQTT.js was sending again at a close that no in-flight row owns (see onClosed()). */
+  private pendingOrphan: { topic: string; payload: string | Buffer } | null = null;
+  private externalCheck: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly connection: BrokerConnection,
@@ -65,17 +94,85 @@ export class Publisher extends EventEmitter {
     connection.on('disconnect', () => {
       for (const id of this.inFlight.keys()) this.interrupted.add(id);
     });
+    connection.on('closed', (info) => this.onClosed(info));
+    connection.on('accepted', () => this.onAccepted());
   }
 
   start(): void {
     this.running = true;
-    // Rows written by another process (the `publish` command) are not announced; look now and then.
-    this.poll = setInterval(() => {
+    // Rows this process commits wake the Publisher (store.onCommitted); rows another process commits
+    // (`butler-mqtt outbox retry`) are noticed by the store's change counter, read now and then (an
+    // in-memory read, no query of the table).
+    this.externalCheck = setInterval(() => {
+      if (!this.outbox.changedElsewhere()) return;
       this.unread = true;
       this.pump();
-    }, 1000);
-    this.poll.unref();
+    }, this.options.externalCheckMs ?? 2000);
+    this.externalCheck.unref();
     if (this.connection.connected) this.onConnect();
+  }
+
+  /**
+   * Dead-letter rule. After a reconnect MQTT.js sends again what was unacknowledged one message at a
+   * time, each waiting for its acknowledgement, before the session counts as connected; a broker that
+   * refuses a message by closing the connection does so right then, so the culprit is known: the
+   * message being sent again. Such a close counts against it when it came less than
+   * STRIKE_WINDOW_MS after the broker accepted the connection, and only if the next connection
+   * attempt is accepted too (the broker is up and reachable). A broker that is stopped, killed or
+   * restarted fails the next attempt (no count) or takes the message once it is back (an
+   * acknowledgement clears the count). Closes while messages are pipelined (connected) are not
+   * counted: any of them may be the cause. After `deadLetterAfterDisconnects` counts in a row the
+   * message is moved to the dead-letter table before MQTT.js can send it again.
+   */
+  private onClosed(info: CloseInfo): void {
+    this.pendingStrike = null;
+    this.pendingOrphan = null;
+    if (!this.running || info.acceptedAt === null || info.resending === null || (this.options.deadLetterAfterDisconnects ?? 3) <= 0) return;
+    if (info.closedAt - info.acceptedAt > STRIKE_WINDOW_MS) return;
+    const { topic, payload } = info.resending;
+    for (const { row } of this.inFlight.values()) {
+      if (row.topic === topic && samePayload(row.payload, payload)) {
+        this.pendingStrike = row.id;
+        return;
+      }
+    }
+    // No row owns it: a second copy of a row acknowledged, dead-lettered or queued to be sent again
+    // by us, or a status message (published again on every connect). Dropping it loses nothing.
+    this.pendingOrphan = info.resending;
+  }
+
+  private onAccepted(): void {
+    const id = this.pendingStrike;
+    const orphan = this.pendingOrphan;
+    this.pendingStrike = null;
+    this.pendingOrphan = null;
+    if (orphan && this.running && this.connection.forgetInFlight(orphan.topic, orphan.payload)) {
+      this.deps.logger.warn({ topic: orphan.topic }, `the broker closed the connection right after a message to ${JSON.stringify(orphan.topic)} was sent again; that copy is no longer needed and is not sent again`);
+    }
+    if (id === null || !this.running) return;
+    const entry = this.inFlight.get(id);
+    if (!entry) return;
+    const count = (this.strikes.get(id) ?? 0) + 1;
+    this.strikes.set(id, count);
+    const limit = this.options.deadLetterAfterDisconnects ?? 3;
+    this.deps.logger.warn({ id, topic: entry.row.topic, count, limit }, `the broker closed the connection right after message ${id} to ${JSON.stringify(entry.row.topic)} was sent (${count} of ${limit} times in a row)`);
+    if (count >= limit) this.deadLetter(entry.row, count);
+  }
+
+  private deadLetter(row: OutboxRow, attempts: number): void {
+    this.inFlight.delete(row.id);
+    this.interrupted.delete(row.id);
+    this.strikes.delete(row.id);
+    // MQTT.js would send it again as soon as the session resumes.
+    this.connection.forgetInFlight(row.topic, row.payload);
+    const reason = `the broker closed the connection each time it was sent (${attempts} times in a row)`;
+    this.deps.logger.error({ id: row.id, topic: row.topic, kind: row.kind, attempts }, `message ${row.id} to ${JSON.stringify(row.topic)} moved to the dead-letter table: ${reason}; delivery of the other messages goes on (butler-mqtt outbox dead | retry | drop)`);
+    this.deps.metrics?.deadLettered.inc({ kind: row.kind });
+    this.emit('dead-letter', { id: row.id, topic: row.topic, kind: row.kind, attempts, reason } satisfies DeadLetterEvent);
+    this.outbox.moveToDeadLetter(row.id, reason, attempts).catch((err: Error) => {
+      // The row stays in the outbox and is sent again at the next start.
+      this.deps.logger.error({ id: row.id, err: err.message }, `could not move message ${row.id} to the dead-letter table: ${err.message}`);
+    });
   }
 
   get inFlightCount(): number {
@@ -113,16 +210,15 @@ export class Publisher extends EventEmitter {
       this.resendTimer = setTimeout(() => this.resendInterrupted(), this.options.resendAfterMs ?? 3000);
       this.resendTimer.unref();
     }
-    const client = this.connection.client;
     const { connectStatus, availability } = this.options;
     if (availability) {
-      client.publish(availability.topic, availability.online, { qos: availability.qos, retain: availability.retain }, (err) => {
-        if (err) this.deps.logger.warn({ err: err.message }, 'could not publish the online status');
+      publishStatusMessage(this.connection, { topic: availability.topic, payload: availability.online, qos: availability.qos, retain: availability.retain }, (err) => {
+        this.deps.logger.warn({ err: err.message }, 'could not publish the online status');
       });
     }
     if (connectStatus) {
-      client.publish(connectStatus.topic, connectStatus.payload, { qos: connectStatus.qos, retain: connectStatus.retain }, (err) => {
-        if (err) this.deps.logger.warn({ err: err.message }, 'could not publish the connect status');
+      publishStatusMessage(this.connection, connectStatus, (err) => {
+        this.deps.logger.warn({ err: err.message }, 'could not publish the connect status');
       });
     }
     this.pump();
@@ -178,7 +274,7 @@ export class Publisher extends EventEmitter {
   private send(row: OutboxRow): void {
     const token = this.nextToken++;
     this.inFlight.set(row.id, { row, token });
-    this.connection.client.publish(row.topic, row.payload, { qos: row.qos, retain: row.retain }, (err) => {
+    this.connection.publishRaw(row.topic, row.payload, { qos: row.qos, retain: row.retain }, (err) => {
       // A late callback for a row that was sent again since is ignored; the newer send decides.
       if (this.inFlight.get(row.id)?.token !== token) return;
       this.inFlight.delete(row.id);
@@ -202,6 +298,7 @@ export class Publisher extends EventEmitter {
   }
 
   private acknowledge(row: OutboxRow, delivered: boolean): void {
+    this.strikes.delete(row.id);
     if (delivered) {
       this.deps.metrics?.messagesDelivered.inc({ kind: row.kind });
       this.emit('delivered', { id: row.id, topic: row.topic, kind: row.kind } satisfies DeliveryEvent);
@@ -239,13 +336,13 @@ export class Publisher extends EventEmitter {
       await new Promise((r) => setTimeout(r, 20));
     }
     this.running = false;
-    if (this.poll) clearInterval(this.poll);
+    if (this.externalCheck) clearInterval(this.externalCheck);
     if (this.resendTimer) clearTimeout(this.resendTimer);
     const availability = this.options.availability;
     if (availability && this.connection.connected) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.max(500, deadline - Date.now()));
-        this.connection.client.publish(availability.topic, availability.offline, { qos: availability.qos, retain: availability.retain }, () => {
+        this.connection.publishRaw(availability.topic, availability.offline, { qos: availability.qos, retain: availability.retain }, () => {
           clearTimeout(t);
           resolve();
         });
@@ -255,4 +352,22 @@ export class Publisher extends EventEmitter {
     // Let queued removals commit before the store closes.
     await new Promise((r) => setImmediate(r));
   }
+}
+
+/**
+ * A status message published directly on a connection, outside the outbox: the connect status and
+ * availability of the main connection (above) and the Qlik Cloud forward broker's status message
+ * (src/cloud/event-subscriber.ts). Informational and re-sent on every connect, so not stored.
+ */
+export function publishStatusMessage(connection: BrokerConnection, message: { topic: string; payload: string; qos: QoS; retain: boolean }, onError: (err: Error) => void): void {
+  connection.publishRaw(message.topic, message.payload, { qos: message.qos, retain: message.retain }, (err) => {
+    if (err) onError(err);
+  });
+}
+
+function samePayload(a: string | Buffer, b: string | Buffer): boolean {
+  if (typeof a === 'string' && typeof b === 'string') return a === b;
+  const ab = typeof a === 'string' ? Buffer.from(a) : a;
+  const bb = typeof b === 'string' ? Buffer.from(b) : b;
+  return ab.equals(bb);
 }

@@ -2,7 +2,7 @@
 // every part that counts something. Label values are small fixed sets (source, reason, kind).
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 
-export type SampledGauge = 'outboxDepth' | 'outboxBytes' | 'outboxOldestAge' | 'inboxDepth' | 'inboxOldestAge' | 'inboxQuarantined';
+export type SampledGauge = 'outboxDepth' | 'outboxBytes' | 'outboxOldestAge' | 'inboxDepth' | 'inboxOldestAge' | 'inboxQuarantined' | 'deadLetters';
 
 /**
  * A one-label counter on a hot path (several increments per event in a storm): an increment adds to
@@ -65,6 +65,8 @@ export class Metrics {
   });
   /** Readers that set udpKernelDrops at scrape time (one per UDP source). */
   readonly dropReaders = new Set<() => void>();
+  readonly deadLetters = new Gauge({ name: 'butler_mqtt_dead_letters', help: 'Messages in the dead-letter table (the broker kept answering them with a disconnect)', registers: [this.registry], collect: () => this.sample('deadLetters') });
+  readonly deadLettered = new Counter({ name: 'butler_mqtt_dead_letters_total', help: 'Messages moved to the dead-letter table, by kind', labelNames: ['kind'] as const, registers: [this.registry] });
 
   readonly brokerConnected = new Gauge({ name: 'butler_mqtt_broker_connected', help: '1 when connected to the broker', labelNames: ['broker'] as const, registers: [this.registry] });
   readonly brokerReconnects = new Counter({ name: 'butler_mqtt_broker_reconnects_total', help: 'Reconnect attempts', labelNames: ['broker'] as const, registers: [this.registry] });

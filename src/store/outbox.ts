@@ -4,6 +4,7 @@
 import type { Db, Store } from './sqlite.ts';
 import { OutboxFullError, MessageRejectedError, type MessageSink, type OutgoingMessage, type QoS } from './types.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { DeadLetters } from './dead-letters.ts';
 
 export interface OutboxRow {
   id: number;
@@ -37,12 +38,20 @@ export class Outbox implements MessageSink {
   private bytes = 0;
   /** Rows committed by this process and not read yet, in id order (see peek()). */
   private readonly fresh = new Map<number, OutboxRow>();
-  /** Callers of waitForRoom(), woken by the next removal. */
-  private roomWaiters: (() => void)[] = [];
   private readonly insertStmt;
   private readonly peekStmt;
   private readonly deleteStmt;
   private readonly oldestStmt;
+  private readonly moveStmt;
+  private readonly removeMovedStmt;
+  /** Waiting for room below the bounds (see waitForRoom()). */
+  private roomWaiters: { messages: number; bytes: number; resolve: () => void }[] = [];
+  /** Highest row id known committed and durable (own inserts, rows found in the file). */
+  private lastDurableId: number;
+  /** PRAGMA data_version at the last look (see changedElsewhere()). */
+  private dataVersion: number;
+  /** Messages moved out of the outbox because the broker kept refusing them. */
+  readonly deadLetters: DeadLetters;
 
   constructor(
     private readonly store: Store,
@@ -60,9 +69,15 @@ export class Outbox implements MessageSink {
     // The first row queued (lowest id) rather than min(created_at): that would read every row, payloads
     // included, on each scrape; this is one B-tree lookup however large the backlog.
     this.oldestStmt = db.prepare('SELECT created_at AS t FROM outbox ORDER BY id LIMIT 1');
+    this.moveStmt = db.prepare('INSERT INTO dead_letter (id, topic, payload, qos, retain, kind, bytes, created_at, reason, moved_at, attempts) SELECT id, topic, payload, qos, retain, kind, bytes, created_at, ?, ?, ? FROM outbox WHERE id = ?');
+    this.removeMovedStmt = db.prepare('DELETE FROM outbox WHERE id = ? RETURNING bytes').pluck();
+    this.deadLetters = new DeadLetters(db);
+    this.lastDurableId = (db.prepare('SELECT coalesce(max(id), 0) FROM outbox').pluck().get() as number) ?? 0;
+    this.dataVersion = db.pragma('data_version', { simple: true }) as number;
     store.onCommitFailed(() => this.recount());
     metrics?.sampleOnCollect('outboxDepth', () => this.count);
     metrics?.sampleOnCollect('outboxBytes', () => this.bytes);
+    metrics?.sampleOnCollect('deadLetters', () => this.deadLetters.count);
   }
 
   get depth(): number {
@@ -128,6 +143,7 @@ export class Outbox implements MessageSink {
     if (this.bytes + addBytes > this.options.maxBytes) throw new OutboxFullError('bytes', this.bytes, this.options.maxBytes);
     const ids = prepared.map((p) => Number(this.insertStmt.run(p.m.topic, p.payload, p.qos, p.m.retain ? 1 : 0, p.m.kind ?? 'other', p.bytes, now).lastInsertRowid));
     this.store.onDurable(() => {
+      this.lastDurableId = Math.max(this.lastDurableId, ids[ids.length - 1] as number);
       prepared.forEach((p, i) => {
         // A caller's Buffer could still be changed by the caller; such rows are read from the file.
         if (this.fresh.size >= FRESH_MAX || typeof p.m.payload !== 'string') return;
@@ -159,9 +175,18 @@ export class Outbox implements MessageSink {
         this.fresh.delete(id);
         out.push(row);
       }
+      // The run ended at a row kept out of memory (or written by another process) with more behind
+      // it: the rest comes from the file, so a short answer always means "nothing more committed".
+      const last = (out[out.length - 1] as OutboxRow).id;
+      if (out.length < limit && last < this.lastDurableId) out.push(...this.readFile(last, limit - out.length));
       return out;
     }
+    return this.readFile(afterId, limit);
+  }
+
+  private readFile(afterId: number, limit: number): OutboxRow[] {
     const rows = (this.peekStmt.all(afterId, limit) as (Omit<OutboxRow, 'retain'> & { retain: number })[]).map((r) => ({ ...r, retain: r.retain === 1 }));
+    if (rows.length > 0) this.lastDurableId = Math.max(this.lastDurableId, (rows[rows.length - 1] as OutboxRow).id);
     if (this.fresh.size > 0) {
       for (const r of rows) this.fresh.delete(r.id);
       // Rows at or before what was asked for have been read (or removed) some other way.
@@ -191,21 +216,61 @@ export class Outbox implements MessageSink {
         for (const size of sizes) this.bytes -= size;
       }
     });
-    this.wakeRoomWaiters();
+    this.notifyRoom();
   }
 
   /**
-   * Resolves at the next removal (or recount): waiting work checks for room then, instead of
-   * polling on a timer, so it resumes as soon as the broker takes messages again.
+   * Resolves as soon as `messages` more messages of `bytes` more bytes fit below both bounds (at once
+   * when they fit now): a producer waiting out a full outbox resumes at the first deletion that makes
+   * room, without polling.
    */
-  waitForRoom(): Promise<void> {
-    return new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+  waitForRoom(messages = 1, bytes = 0): Promise<void> {
+    if (this.hasRoom(messages, bytes)) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push({ messages, bytes, resolve }));
   }
 
-  private wakeRoomWaiters(): void {
+  private hasRoom(messages: number, bytes: number): boolean {
+    return this.count + messages <= this.options.maxMessages && this.bytes + bytes <= this.options.maxBytes;
+  }
+
+  private notifyRoom(): void {
     if (this.roomWaiters.length === 0) return;
-    const waiters = this.roomWaiters.splice(0);
-    for (const wake of waiters) wake();
+    const waiting = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const w of waiting) {
+      if (this.hasRoom(w.messages, w.bytes)) w.resolve();
+      else this.roomWaiters.push(w);
+    }
+  }
+
+  /**
+   * Moves a row to the dead-letter table (one transaction), keeping its id. The Publisher calls this
+   * for a message the broker keeps answering with a disconnect.
+   */
+  async moveToDeadLetter(id: number, reason: string, attempts: number): Promise<void> {
+    this.fresh.delete(id);
+    await this.store.write(() => {
+      this.moveStmt.run(reason, Date.now(), attempts, id);
+      const size = this.removeMovedStmt.get(id) as number | undefined;
+      if (size !== undefined) {
+        this.count -= 1;
+        this.bytes -= size;
+      }
+    });
+    this.notifyRoom();
+  }
+
+  /**
+   * Whether another process committed to the file since the last call (e.g. `butler-mqtt outbox
+   * retry` moved rows back); if so the totals are read again. SQLite's data_version comes from the
+   * WAL index in shared memory: no table is read when nothing changed.
+   */
+  changedElsewhere(): boolean {
+    const v = this.store.db.pragma('data_version', { simple: true }) as number;
+    if (v === this.dataVersion) return false;
+    this.dataVersion = v;
+    this.recount();
+    return true;
   }
 
   /** After a rolled-back transaction the in-memory totals may be off; this re-reads them. */
@@ -214,7 +279,7 @@ export class Outbox implements MessageSink {
     const totals = this.store.db.prepare('SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM outbox').get() as { n: number; b: number };
     this.count = totals.n;
     this.bytes = totals.b;
-    this.wakeRoomWaiters();
+    this.notifyRoom();
   }
 
   oldestAgeSeconds(): number {

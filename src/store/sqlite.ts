@@ -52,6 +52,21 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE inbox ADD COLUMN last_error TEXT;
    ALTER TABLE inbox ADD COLUMN quarantined_at INTEGER;`,
+  // Messages the broker kept answering with a disconnect, moved out of the outbox so they cannot
+  // block the rest; kept until retried (moved back to the end of the outbox) or dropped.
+  `CREATE TABLE dead_letter (
+     id INTEGER PRIMARY KEY,
+     topic TEXT NOT NULL,
+     payload BLOB NOT NULL,
+     qos INTEGER NOT NULL,
+     retain INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     bytes INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     reason TEXT NOT NULL,
+     moved_at INTEGER NOT NULL,
+     attempts INTEGER NOT NULL
+   );`,
 ];
 
 export interface StoreOptions {

@@ -145,7 +145,7 @@ test(`MQTT 5 connection (${brokerKind() === 'mosquitto' ? 'Mosquitto' : 'Aedes s
     if (broker.kind === 'mosquitto') {
       await sub.waitForCount(1, 10_000);
       assert.deepEqual(sub.texts('test/v5/a'), ['over v5']);
-      assert.equal(bridge.app.connection?.client.options.protocolVersion, 5);
+      assert.equal(bridge.app.connection?.protocolVersion, 5);
     } else {
       await sleep(1000);
       assert.equal(bridge.app.connection?.connected, false);

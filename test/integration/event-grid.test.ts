@@ -77,7 +77,7 @@ async function startRecorded(file: string): Promise<{ app: App; logs: string[]; 
   const logs: string[] = [];
   const app = new App(loadConfigFile(file), { logDestination: { write: (l: string) => logs.push(l) }, logPretty: false });
   const sent: Packet[] = [];
-  app.connection!.client.on('packetsend', (p) => sent.push(p));
+  app.connection!.observeSentPackets((p) => sent.push(p));
   await app.start();
   return { app, logs, sent, stop: () => app.stop() };
 }
@@ -129,11 +129,10 @@ test(`Event Grid–like broker: the bridge connects with certificate and key, ke
     // Subscribe through it (QoS 1, so the bridge sends a PUBACK too); outside qliksense/#, which the
     // bridge's command subscription already covers.
     const received: string[] = [];
-    bridge.app.connection!.client.on('message', (topic, payload) => {
+    const subscription = bridge.app.connection!.subscribe('egtest/in', { qos: 1 }, (topic, payload) => {
       if (topic === 'egtest/in') received.push(payload.toString());
     });
-    const granted = await bridge.app.connection!.client.subscribeAsync('egtest/in', { qos: 1 });
-    assert.deepEqual(granted.map((g) => [g.topic, g.qos]), [['egtest/in', 1]]);
+    assert.equal(await subscription.whenGranted(10_000), 1);
     await sub.client.publishAsync('egtest/in', 'to the bridge', { qos: 1 });
     await waitFor(() => received.length === 1, 10_000, 'the bridge to receive its message');
     assert.deepEqual(received, ['to the bridge']);
@@ -146,7 +145,7 @@ test(`Event Grid–like broker: the bridge connects with certificate and key, ke
     await late.close();
 
     // The connection drops: the bridge reconnects with the same client id (session name) and user name.
-    bridge.app.connection!.client.stream.destroy();
+    bridge.app.connection!.dropSocket();
     await sub.waitForCount(2, 10_000, 'qliksense/butler/mqtt/status');
     assert.deepEqual(sub.texts('qliksense/butler/mqtt/status'), [status, status]);
     const connects = bridge.sent.filter((p) => p.cmd === 'connect') as ConnectPacket[];

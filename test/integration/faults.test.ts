@@ -135,6 +135,7 @@ test('broker SIGKILLed for 10 s during a 50 events/s stream of 1,000 events: all
     assert.equal(await metric(bridge, 'events_received_total', { source: 'udp_task' }), 1000);
     assert.equal(await metric(bridge, 'events_accepted_total', { source: 'udp_task' }), 1000);
     await waitFor(() => bridge.app.outbox!.depth === 0, 10_000, 'the outbox to drain');
+    assert.equal(bridge.app.outbox!.deadLetters.count, 0, 'a broker outage dead-letters nothing');
     t.diagnostic(`broker kill: ${sub.on(FAILED).length + sub.on(FAILED_FULL).length} messages received for 2,000 sent, ${c.duplicates} duplicates (at least once: what was in flight at the kill is sent again)`);
   } finally {
     await bridge.stop();

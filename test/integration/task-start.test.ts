@@ -227,10 +227,10 @@ test('the same command sent again (same correlationId, DUP flag) starts the task
 test('a broker redelivery of the same packet (DUP flag, same message id) starts the task once', async () => {
   // The main connection uses a clean session, so a broker never redelivers to it over the network;
   // the packets a redelivering broker would send are handed to the client as it would receive them.
-  const client = bridge.app.connection!.client;
+  const connection = bridge.app.connection!;
   const packet = (dup: boolean): IPublishPacket => ({ cmd: 'publish', topic: START_TOPIC, payload: Buffer.from(T_PACKET), qos: 1, dup, retain: false, messageId: 4242 });
-  client.emit('message', START_TOPIC, Buffer.from(T_PACKET), packet(false));
-  client.emit('message', START_TOPIC, Buffer.from(T_PACKET), packet(true));
+  connection.route(START_TOPIC, Buffer.from(T_PACKET), packet(false));
+  connection.route(START_TOPIC, Buffer.from(T_PACKET), packet(true));
   await resultsFor(T_PACKET);
   await command('marker-after-packet');
   await resultsFor('marker-after-packet');

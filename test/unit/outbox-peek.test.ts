@@ -1,5 +1,5 @@
 // Outbox.peek hands rows this process just committed over from memory; whatever mix of own rows,
-// rows written by another connection (the `publish` command is another process), removed rows and
+// rows written by another connection (`butler-mqtt outbox retry` is another process), removed rows and
 // re-reads, it returns exactly what the file holds after `afterId`, in id order.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,7 +29,7 @@ const plain = (rows: OutboxRow[]) => rows.map((r) => ({ ...r, payload: r.payload
 test('own rows, a row from another connection in between, removals: peek equals the file', async () => {
   const { store, outbox, other, foreign, fileRows } = setup('mixed');
   const a = await outbox.enqueue([{ topic: 'a/1', payload: 'one', kind: 'k' }, { topic: 'a/2', payload: 'two', retain: true, qos: 0 }]);
-  foreign.run('b/1', Buffer.from('from the publish command'), 'rest', 30, Date.now());
+  foreign.run('b/1', Buffer.from('from another process'), 'rest', 30, Date.now());
   const c = await outbox.enqueue([{ topic: 'c/1', payload: 'three' }, { topic: 'c/2', payload: Buffer.from('a caller buffer') }, { topic: 'c/3', payload: 'four' }]);
   assert.equal(a.length + c.length, 5);
 

@@ -14,7 +14,9 @@
  *   outbox: { depth: number, bytes: number, maxMessages: number, maxBytes: number, oldestAgeSeconds: number } | null,
  *   inbox: { depth: number, oldestAgeSeconds: number, quarantined: number } | null,
  *   udp: { address: string, kernelDrops: number | null } | null,
- *   totals: Record<string, number>, testEvent: { enabled: boolean, via?: string, tokenRequired?: boolean } }} Status
+ *   totals: Record<string, number>, testEvent: { enabled: boolean, via?: string, tokenRequired?: boolean },
+ *   deadLetters?: DeadLetters | null }} Status
+ * @typedef {{ count: number, latest: { id: number, topic: string, kind: string, movedAt: number, attempts: number, reason: string }[] }} DeadLetters
  */
 
 const MAX_ROWS = 100;
@@ -120,11 +122,29 @@ function renderStatus(s) {
     setCard('card-outbox', quarantined ? 'bad' : state, label, `${fmtBytes(o.bytes)} of ${fmtBytes(o.maxBytes)}${oldest}${inbox}${quarantined}`);
   }
 
+  renderDeadLetters(s.deadLetters ?? null);
+
   for (const key of ['received', 'accepted', 'rejected', 'delivered', 'refused']) byId(`t-${key}`).textContent = fmtInt(s.totals[key] ?? 0);
   const drops = s.udp && s.udp.kernelDrops ? ` (${fmtInt(s.udp.kernelDrops)} datagrams dropped by the kernel: receive buffer too small)` : '';
   const udp = s.udp ? ` · UDP ${s.udp.address}${drops}` : '';
   byId('footer-left').textContent = `butler-mqtt ${s.version} · up ${fmtDuration((s.now - s.startedAt) / 1000)}${udp}`;
   renderTestButton(s);
+}
+
+/** Shown only while the dead-letter table holds something. @param {DeadLetters | null} d */
+function renderDeadLetters(d) {
+  const section = byId('dead-letters');
+  section.hidden = !d || d.count === 0;
+  if (!d || d.count === 0) return;
+  byId('dead-title').textContent = `Dead letters: ${fmtInt(d.count)}`;
+  const body = byId('dead-body');
+  body.replaceChildren(
+    ...d.latest.map((r) => {
+      const tr = el('tr');
+      tr.append(el('td', 'c-time', fmtTime(r.movedAt)), el('td', 'c-source', String(r.id)), el('td', '', r.topic), el('td', '', `${r.reason} · ${r.kind}`));
+      return tr;
+    }),
+  );
 }
 
 /** @param {Status} s */
