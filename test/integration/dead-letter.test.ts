@@ -26,7 +26,11 @@ function cli(file: string, args: string[]): Promise<{ code: number | null; stdou
   return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
 }
 
-test('embedded broker: a PUBLISH to $SYS/... (the broker drops the connection each time) is dead-lettered after 3 disconnects; the messages behind it are delivered; counted, on /ready and the status snapshot', async () => {
+// A topic of 101 levels: the embedded broker (Aedes) drops the connection for it every time. ($ topics,
+// the other classic poison, are refused by the outbox before they are stored.)
+const POISON = Array.from({ length: 101 }, (_, i) => `l${i}`).join('/');
+
+test('embedded broker: a PUBLISH it drops the connection for each time is dead-lettered after 3 disconnects; the messages behind it are delivered; counted, on /ready and the status snapshot', async () => {
   const brokerPort = await freePort();
   const httpPort = await freePort();
   const file = writeConfig(
@@ -44,7 +48,7 @@ test('embedded broker: a PUBLISH to $SYS/... (the broker drops the connection ea
     await app.connection!.waitConnected(10_000);
     await app.outbox!.enqueue([
       { topic: 'test/dl/a', payload: 'before', kind: 'rest' },
-      { topic: '$SYS/broker/x', payload: 'poison', kind: 'rest' },
+      { topic: POISON, payload: 'poison', kind: 'rest' },
       { topic: 'test/dl/b', payload: 'after-1', kind: 'rest' },
       { topic: 'test/dl/c', payload: 'after-2', kind: 'rest' },
     ]);
@@ -56,7 +60,7 @@ test('embedded broker: a PUBLISH to $SYS/... (the broker drops the connection ea
 
     const dead = app.outbox!.deadLetters.latest(10);
     assert.equal(dead.length, 1);
-    assert.equal(dead[0]!.topic, '$SYS/broker/x');
+    assert.equal(dead[0]!.topic, POISON);
     assert.equal(String(dead[0]!.payload), 'poison');
     assert.equal(dead[0]!.kind, 'rest');
     assert.equal(dead[0]!.attempts, 3);
@@ -71,7 +75,7 @@ test('embedded broker: a PUBLISH to $SYS/... (the broker drops the connection ea
     assert.deepEqual(((await ready.json()) as { reasons: string[] }).reasons, ['1 message in the dead-letter table (butler-mqtt outbox dead)']);
     const summary = deadLetterSummary(app.outbox!);
     assert.equal(summary.count, 1);
-    assert.deepEqual(summary.latest.map((r) => [r.topic, r.kind, r.attempts]), [['$SYS/broker/x', 'rest', 3]]);
+    assert.deepEqual(summary.latest.map((r) => [r.topic, r.kind, r.attempts]), [[POISON, 'rest', 3]]);
 
     // Delivery goes on, on a healthy connection.
     await app.outbox!.enqueue([{ topic: 'test/dl/d', payload: 'later', kind: 'rest' }]);
