@@ -10,6 +10,8 @@ import type { FeatureContext } from '../features.ts';
 import type { HttpServer } from './server.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { statusRoutes, type StatusSnapshot, type TestEventResult } from './routes/status.ts';
+import { asyncApiRoutes } from './routes/asyncapi.ts';
+import { asyncApiDocument } from '../contract/asyncapi.ts';
 
 /** Topic of the test message when the UDP input is off. */
 export const TEST_EVENT_TOPIC = 'qliksense/butler/mqtt/test';
@@ -63,6 +65,7 @@ export function registerOperations(app: App, ctx: FeatureContext, http: HttpServ
   if (!http) return;
 
   http.register(metricsRoutes, { metrics });
+  http.register(asyncApiRoutes, { document: asyncApiDocument(b, { version }) });
 
   const qrs = b.configQRS.host ? ctx.qrs() : null;
   const startedAt = Date.now();
