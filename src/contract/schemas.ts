@@ -2,7 +2,7 @@
 // (channels.ts) points at these; the AsyncAPI document, the contract tests and the code that builds
 // the bridge's own payloads (bridge info/health, Home Assistant discovery) all use the same objects.
 // JSON Schema cannot say key order: where Butler's byte layout matters, the description says so.
-import Type, { type Static, type TSchema } from 'typebox';
+import Type, { type Static, type TArray, type TSchema, type TUnsafe } from 'typebox';
 
 const Text = (description: string, extra: Record<string, unknown> = {}) => Type.String({ description, ...extra });
 
@@ -183,28 +183,19 @@ export const TestEvent = Type.Object(
 
 // ---- The bridge's own topics ----
 
-export const BridgeFeature = Type.Union(
-  [
-    'task_alerts',
-    'user_events',
-    'task_start_commands',
-    'rest_publish',
-    'service_monitor',
-    'license_monitor',
-    'cloud_reload_alerts',
-    'home_assistant',
-  ].map((f) => Type.Literal(f)),
-);
+export const BRIDGE_FEATURES = ['task_alerts', 'user_events', 'task_start_commands', 'rest_publish', 'service_monitor', 'license_monitor', 'cloud_reload_alerts', 'home_assistant'] as const;
+export type BridgeFeatureName = (typeof BRIDGE_FEATURES)[number];
+export const BridgeFeature = Type.Union(BRIDGE_FEATURES.map((f) => Type.Literal(f)));
 
 export const BridgeInfo = Type.Object(
   {
     version: Type.String({ description: 'butler-mqtt version.' }),
     clientId: Type.String({ description: 'MQTT client id of the main connection.' }),
-    features: Type.Array(BridgeFeature, { description: 'Features the config switches on.' }),
+    features: Type.Array(BridgeFeature, { description: 'Features the config switches on.' }) as unknown as TArray<TUnsafe<BridgeFeatureName>>,
     configSha256: Type.Union([Type.String({ pattern: '^[0-9a-f]{64}$' }), Type.Null()], { description: 'SHA-256 of the config file bytes (hex); null when the file could not be read.' }),
     startedAt: Type.String({ format: 'date-time', description: 'Start time (ISO 8601, UTC).' }),
   },
-  { additionalProperties: false, description: 'Retained; published at start and after every reconnect of a stopped broker.' },
+  { additionalProperties: false, description: 'Published once at start, retained.' },
 );
 export type BridgeInfoPayload = Static<typeof BridgeInfo>;
 
@@ -230,7 +221,19 @@ export const BridgeHealth = Type.Object(
     inbox: Type.Object({ depth: Type.Integer({ minimum: 0, description: 'Accepted events not yet handled.' }) }, { additionalProperties: false }),
     refused: Type.Integer({ minimum: 0, description: 'Messages refused since start (outbox full, rejected by the broker rules).' }),
     qrs: Type.Union([Health, Type.Null()], { description: 'Qlik Sense Repository Service; null when not configured.' }),
-    qlikCloud: Type.Union([Health, Type.Null()], { description: 'Qlik Cloud REST API; null when not configured.' }),
+    qlikCloud: Type.Union(
+      [
+        Type.Object(
+          {
+            forwardBrokerConnected: Type.Boolean({ description: 'Connected to the broker Qlik Cloud events are forwarded to.' }),
+            api: Type.Union([Health, Type.Null()], { description: 'Qlik Cloud REST API (enrichment); null when not known.' }),
+          },
+          { additionalProperties: false },
+        ),
+        Type.Null(),
+      ],
+      { description: 'Qlik Cloud; null when event forwarding is off.' },
+    ),
   },
   { additionalProperties: false, description: 'Not retained; published every bridgeHealthIntervalSeconds.' },
 );
