@@ -12,6 +12,9 @@ import { registerCloudReloadAlerts } from './alerts/cloud-reload-alerts.ts';
 import { registerUserEvents } from './alerts/user-events.ts';
 import { registerInbound } from './http/server.ts';
 import { registerOperations } from './http/operations.ts';
+import { BridgeInfo, enabledFeatures } from './alerts/bridge-info.ts';
+import { HaDiscovery, connectionSubscriber, storedAnnouncedTopics } from './alerts/ha-discovery.ts';
+import { packageVersion } from './package-root.ts';
 
 /** Shared clients, built at most once and only when a feature asks for them. */
 export class FeatureContext {
@@ -105,5 +108,54 @@ export function buildFeatures(app: App): FeatureContext {
   registerTaskAlerts(app, ctx);
   registerCloudReloadAlerts(app, ctx);
   registerUserEvents(app, ctx);
+
+  // ---- Bridge info and health: <root>/bridge/info (retained) and <root>/bridge/health ----
+  if (b.mqttConfig.bridgeTopicRoot) {
+    const m = b.mqttConfig;
+    const qrs = b.configQRS.host ? ctx.qrs() : null;
+    const { inbox, metrics } = app;
+    const bridgeInfo = new BridgeInfo(
+      { topicRoot: m.bridgeTopicRoot, healthIntervalSeconds: m.bridgeHealthIntervalSeconds, retainInfo: !m.azureEventGrid.enable, version: packageVersion(), clientId: app.config.clientId, features: enabledFeatures(b), configFile: app.config.file },
+      {
+        sink: outbox,
+        stats: async () => ({
+          outboxDepth: outbox.depth,
+          outboxOldestAgeSeconds: outbox.oldestAgeSeconds(),
+          inboxDepth: inbox?.depth ?? 0,
+          refused: await metrics.total('butler_mqtt_messages_refused_total'),
+          qrs: qrs ? { reachable: qrs.health().reachable, lastError: qrs.health().lastError } : null,
+          // The Qlik Cloud API client lives inside the cloud reload feature; its health is not shared yet.
+          qlikCloud: m.qlikSenseCloud.event.mqttForward.enable ? { forwardBrokerConnected: (await metrics.total('butler_mqtt_broker_connected', { broker: 'cloud' })) === 1, api: null } : null,
+        }),
+        logger: app.logger,
+      },
+    );
+    app.addPart({ name: 'bridge info', start: () => bridgeInfo.start(), stop: () => bridgeInfo.stop() });
+  }
+
+  // ---- Home Assistant discovery (opt-in). Also built when off: it then removes what an earlier run announced ----
+  // The task/app state feature calls haDiscovery.addMonitored({ kind: 'sense_task', taskId, taskName, stateTopic })
+  // (or kind 'cloud_app' with tenantId, appId, appName) when it first publishes a state topic.
+  if (app.store) {
+    const m = b.mqttConfig;
+    const lic = b.qlikSenseLicense.serverLicenseMonitor;
+    const svc = b.serviceMonitor;
+    const haDiscovery = new HaDiscovery(
+      {
+        enable: m.homeAssistant.enable,
+        discoveryPrefix: m.homeAssistant.discoveryPrefix,
+        statusTopic: m.homeAssistant.statusTopic,
+        clientId: app.config.clientId,
+        version: packageVersion(),
+        retain: !m.azureEventGrid.enable,
+        availability: m.availability.enable ? { topic: m.availability.topic, online: m.availability.onlinePayload, offline: m.availability.offlinePayload } : null,
+        health: m.bridgeTopicRoot ? { topic: `${m.bridgeTopicRoot}/bridge/health`, intervalSeconds: m.bridgeHealthIntervalSeconds } : null,
+        licenseTopic: lic.enable && lic.destination.mqtt.enable && lic.destination.mqtt.sendRecurring.enable && b.configQRS.host && m.qlikSenseServerLicenseTopic ? m.qlikSenseServerLicenseTopic : null,
+        services: svc.enable && svc.alertDestination.mqtt.enable && m.serviceStatusTopic ? svc.monitor.flatMap((h) => h.services.map((s) => ({ statusTopicRoot: m.serviceStatusTopic, host: h.host, name: s.name, friendlyName: s.friendlyName }))) : [],
+      },
+      { sink: outbox, announced: storedAnnouncedTopics(app.store), subscribe: app.connection ? connectionSubscriber(app.connection, app.logger) : null, logger: app.logger },
+    );
+    app.addPart({ name: 'Home Assistant discovery', start: () => haDiscovery.start(), stop: () => haDiscovery.stop() });
+  }
   return ctx;
 }

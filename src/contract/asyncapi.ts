@@ -73,7 +73,7 @@ export function asyncApiDocument(b: ButlerConfig, options: { version: string; do
     channels[def.id] = {
       address,
       title: def.title,
-      description: `${def.description} ${describeTopic(def)} ${describeRetain(def)}`,
+      description: [def.description, describeTopic(def), def.action === 'send' ? describeRetain(def) : ''].filter(Boolean).join(' '),
       servers: [{ $ref: `#/servers/${def.server}` }],
       ...(Object.keys(parameters).length > 0 ? { parameters: Object.fromEntries(Object.entries(parameters).map(([k, d]) => [k, { description: d }])) } : {}),
       messages: Object.fromEntries(list.map((msg) => [msg.name, { $ref: `#/components/messages/${msg.name}` }])),
