@@ -3,7 +3,8 @@
 // also tries the broker, QRS and Qlik Cloud (exit 1 when one of them fails).
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { connectAsync, type IClientOptions } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
+import { probeBroker } from '../mqtt/connection.ts';
 import { Agent, request } from 'undici';
 import { loadConfigOrExit, preflightOrExit, EXIT_CONFIG_ERROR } from './config-file.ts';
 import { mainConnectionOptions, deliveryQos } from '../app.ts';
@@ -91,8 +92,7 @@ function reasonOf(err: unknown): string {
 /** One MQTT connect and disconnect, with its own client id (the bridge's own session must not be taken over) and no will. */
 async function tryBroker(name: string, url: string, options: IClientOptions): Promise<ConnectResult> {
   try {
-    const client = await within(connectAsync(url, { ...options, clean: true, reconnectPeriod: 0, connectTimeout: CONNECT_TIMEOUT_MS }, false), CONNECT_TIMEOUT_MS + 1000, 'MQTT CONNACK');
-    await client.endAsync();
+    await within(probeBroker(url, options, CONNECT_TIMEOUT_MS), CONNECT_TIMEOUT_MS + 1000, 'MQTT CONNACK');
     return { name, ok: true, detail: 'connected and disconnected' };
   } catch (err) {
     return { name, ok: false, detail: reasonOf(err) };

@@ -326,6 +326,7 @@ function checkSemantics(b: ButlerConfig, dir: string): ConfigIssue[] {
     const optionalTopics: (keyof typeof m)[] = [
       'taskStartResultTopic', 'taskSuccessTopic', 'taskSuccessFullTopic', 'sessionStartTopic', 'sessionStopTopic',
       'connectionOpenTopic', 'connectionCloseTopic', 'userEventTopic', 'activeUserCountTopic', 'activeUsersTopic',
+      'bridgeTopicRoot',
     ];
     const eventGridTopicLimits = (key: string, value: string) => {
       const levels = value.split('/').length;
@@ -339,6 +340,7 @@ function checkSemantics(b: ButlerConfig, dir: string): ConfigIssue[] {
     };
     for (const key of publishTopics) checkTopic(key, m[key] as string);
     for (const key of optionalTopics) if (m[key]) checkTopic(key, m[key] as string);
+    if (m.homeAssistant.enable) for (const key of ['discoveryPrefix', 'statusTopic'] as const) checkTopic(`homeAssistant.${key}`, m.homeAssistant[key]);
     if (m.availability.enable) {
       const r = checkPublishTopic(m.availability.topic);
       if (!r.ok) add('mqttConfig.availability.topic', `expected an MQTT topic to publish to, got ${JSON.stringify(m.availability.topic)}: ${r.reason}`);

@@ -90,6 +90,17 @@ const Availability = obj(
   { added: true },
 );
 
+// The bridge's own topics and Home Assistant discovery (src/alerts/bridge-info.ts, src/alerts/ha-discovery.ts).
+const HomeAssistant = obj(
+  {
+    enable: bool(false, 'Announce the bridge, its sensors and the monitored tasks and apps to Home Assistant (MQTT discovery). When switched off again, the announcements are removed.'),
+    discoveryPrefix: topic('homeassistant', 'Discovery prefix configured in Home Assistant\'s MQTT integration.'),
+    statusTopic: topic('homeassistant/status', 'Home Assistant\'s birth/last-will topic; every "online" there re-announces the entities.'),
+  },
+  'Home Assistant MQTT discovery (see docs/home-assistant.md).',
+  { added: true },
+);
+
 const EmbeddedBroker = obj(
   {
     enable: bool(false, 'Run an MQTT broker inside butler-mqtt (for trying it out).'),
@@ -144,6 +155,9 @@ const MqttConfig = obj(
     azureEventGrid: AzureEventGrid,
     delivery: Delivery,
     availability: Availability,
+    bridgeTopicRoot: topic('qliksense/butler/mqtt', 'Root of the bridge\'s own topics: <root>/bridge/info (retained: version, client id, features, config hash) and <root>/bridge/health (periodic); empty = off.', { added: true }),
+    bridgeHealthIntervalSeconds: int(60, 0, 86400, 'How often <root>/bridge/health is published; 0 = only at start.', { added: true }),
+    homeAssistant: HomeAssistant,
     embeddedBroker: EmbeddedBroker,
     qlikSenseCloud: obj({ event: obj({ mqttForward: MqttForward }) }),
     taskFailureSendFull: bool(true, 'Also publish the full failure JSON.'),

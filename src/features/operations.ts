@@ -8,6 +8,8 @@ import type { Feature, FeatureContext } from './feature.ts';
 import { metricsRoutes } from '../http/routes/metrics.ts';
 import { statusRoutes, type StatusSnapshot, type TestEventResult } from '../http/routes/status.ts';
 import type { Outbox } from '../store/outbox.ts';
+import { asyncApiRoutes } from '../http/routes/asyncapi.ts';
+import { asyncApiDocument } from '../contract/asyncapi.ts';
 
 /** Topic of the test message when the UDP input is off. */
 export const TEST_EVENT_TOPIC = 'qliksense/butler/mqtt/test';
@@ -77,6 +79,7 @@ function registerOperations(ctx: FeatureContext): void {
   const version = packageVersion();
 
   http.register(metricsRoutes, { metrics });
+  http.register(asyncApiRoutes, { document: asyncApiDocument(b, { version }) });
 
   const qrs = ctx.qrs();
   const startedAt = Date.now();

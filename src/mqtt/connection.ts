@@ -588,3 +588,12 @@ export function coalesceWrites(stream: Writable): void {
     return (write as (...a: unknown[]) => boolean).apply(this, args);
   } as Writable['write'];
 }
+
+/**
+ * One connect and disconnect, for `butler-mqtt check-config --connect`: resolves when the broker
+ * accepted the connection, rejects with its reason. Here so that no other module talks MQTT.
+ */
+export async function probeBroker(url: string, options: IClientOptions, timeoutMs: number): Promise<void> {
+  const client = await mqtt.connectAsync(url, { ...options, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs }, false);
+  await client.endAsync();
+}

@@ -42,7 +42,7 @@ test('embedded broker: a PUBLISH it drops the connection for each time is dead-l
     'sys.yaml',
   );
   const bridge = await startInProcess(file);
-  const sub = await collect(`mqtt://127.0.0.1:${brokerPort}`, 'test/dl/#');
+  const sub = await collect(`mqtt://127.0.0.1:${brokerPort}`, 'test/dl/#', { testTopics: ['test/dl/#'] });
   try {
     const { app } = bridge;
     await app.connection!.waitConnected(10_000);
@@ -105,7 +105,7 @@ test('embedded broker: a PUBLISH it drops the connection for each time is dead-l
 
 test('butler-mqtt outbox: dead lists, retry moves back to the end of the outbox and a running bridge delivers it, drop deletes; bad ids are clear errors', async () => {
   const broker = await startBroker();
-  const sub = await collect(broker.url, 'test/cli/#');
+  const sub = await collect(broker.url, 'test/cli/#', { testTopics: ['test/cli/#'] });
   const file = writeConfig(tmp.dir, deepMerge(baseButler(broker.port), { mqttConfig: { delivery: { outboxFile: 'cli/outbox.sqlite' } } }), 'cli.yaml');
   const bridge = await startInProcess(file);
   const db = new Database(path.join(tmp.dir, 'cli/outbox.sqlite'));
@@ -170,7 +170,7 @@ test('embedded broker: a topic of 101 levels (the broker allows 100) is dead-let
     'deep.yaml',
   );
   const bridge = await startInProcess(file);
-  const sub = await collect(`mqtt://127.0.0.1:${brokerPort}`, 'test/deep/#');
+  const sub = await collect(`mqtt://127.0.0.1:${brokerPort}`, 'test/deep/#', { testTopics: ['test/deep/#'] });
   try {
     const { app } = bridge;
     await app.connection!.waitConnected(10_000);

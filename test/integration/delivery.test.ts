@@ -16,7 +16,7 @@ after(() => tmp.cleanup());
 
 /** A subscriber whose session survives broker restarts (persistent session, QoS 1). */
 async function persistentSubscriber(broker: TestBroker, filter: string): Promise<Collector> {
-  const sub = await collect(broker.url, filter, { clean: false, clientId: `sub-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 100 });
+  const sub = await collect(broker.url, filter, { clean: false, clientId: `sub-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 100, testTopics: [filter] });
   // Mosquitto saves its persistence file once a second; the subscription must be in it before a kill.
   await sleep(1500);
   return sub;
@@ -147,7 +147,7 @@ test('the bridge killed with SIGKILL keeps its outbox and delivers it after a re
   assert.equal(first.child.signalCode, 'SIGKILL');
 
   const portBroker = await startBroker({ port });
-  const sub = await collect(portBroker.url, 'test/sigkill/#');
+  const sub = await collect(portBroker.url, 'test/sigkill/#', { testTopics: ['test/sigkill/#'] });
   const second = await spawnBridge(file);
   try {
     await sub.waitForCount(300, 20_000, 'test/sigkill/seq');
@@ -182,7 +182,7 @@ test('a full outbox refuses new messages with OutboxFullError and loses nothing 
   }
   // A clean restart with a broker and a subscriber in place: exactly the 50 accepted messages arrive.
   const broker = await startBroker({ port });
-  const sub = await collect(broker.url, 'test/full/#');
+  const sub = await collect(broker.url, 'test/full/#', { testTopics: ['test/full/#'] });
   const second = await startInProcess(file);
   try {
     await sub.waitForCount(50, 20_000, 'test/full/seq');

@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import { loadConfigFile } from '../../src/config/load.ts';
 import { App } from '../../src/app.ts';
 import { waitFor } from './wait.ts';
+import { noteBridgeConfig } from './contract.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -40,6 +41,7 @@ export function baseButler(brokerPort: number): Json {
       clientId: `bridge-${Math.random().toString(16).slice(2, 10)}`,
       reconnect: { minDelayMs: 100, maxDelayMs: 1000 },
       delivery: { outboxFile: 'outbox.sqlite', shutdownFlushSeconds: 2 },
+      bridgeTopicRoot: '', // no bridge info/health messages unless a test asks for them
     },
     udpServerConfig: { enable: false },
     restServerConfig: { enable: false },
@@ -48,7 +50,9 @@ export function baseButler(brokerPort: number): Json {
 
 export function writeConfig(dir: string, butler: Json, name = 'config.yaml'): string {
   const file = path.join(dir, name);
-  writeFileSync(file, stringify({ Butler: butler }));
+  const text = stringify({ Butler: butler });
+  writeFileSync(file, text);
+  noteBridgeConfig(text, file, butler); // collectors check messages against this config's topics
   return file;
 }
 
