@@ -89,7 +89,7 @@ test('the broker killed and restarted mid-stream: every message arrives (duplica
   }
 });
 
-test('the broker killed and back at once, three times in a row, with a full in-flight window: nothing dead-lettered, every message arrives', async (t) => {
+test('the broker stopped and back at once, three times in a row, with a full in-flight window: nothing dead-lettered, every message arrives', async (t) => {
   const broker = await startBroker({ persistence: true });
   const sub = await persistentSubscriber(broker, 'test/bounce/#');
   const file = writeConfig(tmp.dir, deepMerge(baseButler(broker.port), { mqttConfig: { delivery: { outboxFile: `${tmp.dir}/bounce/outbox.sqlite` } } }), 'bounce.yaml');
@@ -105,12 +105,13 @@ test('the broker killed and back at once, three times in a row, with a full in-f
     };
     const inFlightAtKill: number[] = [];
     for (let round = 0; round < 3; round++) {
-      // Kill while the window is full (messages sent, not yet acknowledged); restart at once, so the
-      // bridge's next attempt is accepted.
+      // Stopped while the window is full (messages sent, not yet acknowledged); restarted at once, so
+      // the bridge's next attempt is accepted. Stopped, not killed: a SIGKILLed Mosquitto loses what it
+      // acknowledged since its last save (once a second), which is the broker's loss, not the bridge's.
       await enqueue(400);
       await waitFor(() => app.publisher!.inFlightCount > 0, 5000, 'messages in flight');
       inFlightAtKill.push(app.publisher!.inFlightCount);
-      await broker.kill();
+      await broker.stop();
       await broker.restart();
       await app.connection!.waitConnected(10_000);
     }
