@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { loadConfigOrExit } from './config-file.ts';
 import { App, StartError } from '../app.ts';
 import { buildFeatures } from '../features.ts';
+import { configuredAddresses, startupSummary } from './startup-summary.ts';
 
 export function registerRun(program: Command): void {
   program
@@ -43,5 +44,10 @@ export function registerRun(program: Command): void {
         if (err instanceof StartError) process.exit(1);
         throw err;
       }
+      // The bound embedded-broker port is known; the other parts are not reachable from here, so
+      // their addresses come from the config (the same values they were told to bind).
+      const at = configuredAddresses(config);
+      if (at.embeddedBroker && app.embeddedBroker) at.embeddedBroker.port = app.embeddedBroker.port;
+      for (const line of startupSummary(config, at)) app.logger.info({ summary: true }, line);
     });
 }

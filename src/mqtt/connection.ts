@@ -151,7 +151,7 @@ export class BrokerConnection extends EventEmitter {
   /** Starts connecting; resolves at once (the connection may come later, the outbox waits). */
   start(): void {
     this.stopping = false;
-    this.deps.logger.info({ broker: this.options.name }, `connecting to MQTT broker ${this.options.protocol}://${this.options.host}:${this.options.port} as ${this.options.clientId}`);
+    this.deps.logger.debug({ broker: this.options.name }, `connecting to MQTT broker ${this.options.protocol}://${this.options.host}:${this.options.port} as ${this.options.clientId}`);
     this.client.connect();
   }
 
