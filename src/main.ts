@@ -5,6 +5,7 @@ import { registerRun } from './cli/run.ts';
 import { registerCheckConfig } from './cli/check-config.ts';
 import { registerAppenderXml } from './cli/appender-xml.ts';
 import { registerSendTestEvent } from './cli/send-test-event.ts';
+import { registerWatch } from './cli/watch.ts';
 
 
 const program = new Command('butler-mqtt')
@@ -14,5 +15,6 @@ registerRun(program);
 registerCheckConfig(program);
 registerAppenderXml(program);
 registerSendTestEvent(program);
+registerWatch(program);
 
 await program.parseAsync(process.argv);
