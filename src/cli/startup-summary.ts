@@ -65,7 +65,8 @@ function hostPort(a: Address): string {
 export function startupSummary(config: LoadedConfig, at: StartupAddresses, hostname = os.hostname()): string[] {
   const b = config.butler;
   const m = b.mqttConfig;
-  const lines: string[] = [`butler-mqtt is running with ${config.file}`];
+  // The line before, "butler-mqtt started on <host> with config <file>", names the config.
+  const lines: string[] = [];
 
   if (!m.enable) {
     lines.push('MQTT: off (Butler.mqttConfig.enable is false), so nothing is published');

@@ -66,7 +66,6 @@ test('the README: run on the shipped config, the start-up summary, the tour on t
       .filter((l) => l.summary)
       .map((l) => `${l.level}: ${l.msg}`);
     assert.deepEqual(summary, [
-      `info: butler-mqtt is running with ${cfg.file}`,
       `info: MQTT: embedded broker on 127.0.0.1:${cfg.mqtt}, the bridge publishes to it as butler-mqtt-${os.hostname()}`,
       `info: UDP: reload task events on 127.0.0.1:${cfg.udp}`,
       `info: HTTP: 127.0.0.1:${cfg.http}, PUT /v4/mqttpublishmessage on, API documentation at http://127.0.0.1:${cfg.http}/documentation`,
@@ -76,6 +75,9 @@ test('the README: run on the shipped config, the start-up summary, the tour on t
     ]);
     // The first screen: one line per thing, no line said twice.
     const messages = bridge.lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg: string }).msg);
+    const started = messages.indexOf(messages.find((m) => m.startsWith('butler-mqtt started on '))!);
+    assert.equal(messages[started], `butler-mqtt started on ${os.hostname()} with config ${cfg.file}`);
+    assert.ok(messages[started + 1]?.startsWith('MQTT: '), 'the summary follows the start line');
     assert.equal(messages.filter((m) => m.includes('connecting to MQTT broker')).length, 0, 'the connect attempt is not on the first screen');
     assert.equal(messages.filter((m) => m.includes('embedded MQTT broker listening')).length, 0, 'the summary names the embedded broker');
 

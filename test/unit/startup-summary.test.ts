@@ -23,7 +23,6 @@ test('the shipped config: embedded broker, UDP 9998, HTTP 8080, the status page,
     udp: [{ name: 'reload task events', host: '127.0.0.1', port: 9998 }],
   });
   assert.deepEqual(startupSummary(config, at, 'sense-node'), [
-    `butler-mqtt is running with ${file}`,
     `MQTT: embedded broker on 127.0.0.1:1883, the bridge publishes to it as butler-mqtt-${os.hostname()}`,
     'UDP: reload task events on 127.0.0.1:9998',
     'HTTP: 127.0.0.1:8080, PUT /v4/mqttpublishmessage on, API documentation at http://127.0.0.1:8080/documentation',
@@ -44,7 +43,6 @@ test('a production config: external TLS broker, all interfaces, session events, 
   });
   const config = loadConfigFile(file);
   assert.deepEqual(startupSummary(config, configuredAddresses(config), 'sense-node'), [
-    `butler-mqtt is running with ${file}`,
     'MQTT: publishing to mqtts://mqtt.example.com:8883 as bridge-1',
     'UDP: reload task events on 0.0.0.0:9998, session events on 0.0.0.0:9997',
     'HTTP: 0.0.0.0:8081, API documentation at http://sense-node:8081/documentation',
@@ -57,7 +55,6 @@ test('MQTT off and HTTP off: each said once, with the key that turns it on', () 
   const file = writeConfig(tmp.dir, { mqttConfig: { enable: false }, restServerConfig: { enable: false } }, 'off.yaml');
   const config = loadConfigFile(file);
   assert.deepEqual(startupSummary(config, configuredAddresses(config), 'h'), [
-    `butler-mqtt is running with ${file}`,
     'MQTT: off (Butler.mqttConfig.enable is false), so nothing is published',
     'HTTP: off (Butler.restServerConfig.enable is false), so no status page, health or metrics',
     'Next step: set Butler.mqttConfig.enable to true and the broker in Butler.mqttConfig (docs/configuration.md)',
