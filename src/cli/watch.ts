@@ -156,16 +156,19 @@ export function registerWatch(program: Command): void {
         process.stdout.write(formatMessage(topic, payload, packet.retain, { json: Boolean(opts.json) }));
         if (seen >= count) stop();
       });
-      process.stderr.write(`watching ${JSON.stringify(filter)} on ${target.url} (Ctrl-C to stop)\n`);
       try {
         const granted = await client.subscribeAsync(filter, { qos: 1 });
         const refused = granted.find((g) => g.qos === 128);
         if (refused) throw new Error('the broker refused the subscription');
       } catch (err) {
+        // --count reached (by retained messages) while the subscription was being confirmed: done, not an error.
+        if (stopping) return;
         process.stderr.write(`butler-mqtt watch: cannot subscribe to ${JSON.stringify(filter)}: ${(err as Error).message}\n`);
         stop();
         process.exitCode = 1;
         return;
       }
+      // Said once the broker granted the subscription: from here on nothing published is missed.
+      if (!stopping) process.stderr.write(`watching ${JSON.stringify(filter)} on ${target.url} (Ctrl-C to stop)\n`);
     });
 }

@@ -4,7 +4,7 @@
 // button — with `butler-mqtt watch` seeing the messages and a REST publish showing up; Ctrl-C exits 0.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,8 +33,15 @@ async function shippedConfig(): Promise<{ file: string; mqtt: number; http: numb
   return { file, mqtt, http, udp };
 }
 
+const children: ChildProcess[] = [];
+// Even when the test times out (its finally does not run then), nothing it started keeps running.
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
 function butlerMqtt(args: string[]) {
   const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/butler-mqtt.js'), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
   const lines = collectLines(child);
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
   return { child, lines, exit };
