@@ -125,6 +125,15 @@ export class App {
   private readonly logFile: RotatingFile | null = null;
   private qrsClient: QrsClient | null | undefined;
   private readonly readinessChecks: (() => string | null)[] = [];
+  private readonly listenerList: { name: string; where: () => { address: string; port: number } | null }[] = [];
+
+  /** The sockets the features listen on, with the addresses they bound (after start). */
+  listeners(): { name: string; host: string; port: number }[] {
+    return this.listenerList.flatMap((l) => {
+      const at = l.where();
+      return at ? [{ name: l.name, host: at.address, port: at.port }] : [];
+    });
+  }
 
   get store(): Store | null {
     return this.delivery?.store ?? null;
@@ -172,6 +181,7 @@ export class App {
       qrs: () => this.qrs(),
       readiness: () => this.readiness(),
       addReadinessCheck: (check) => this.readinessChecks.push(check),
+      addListener: (name, where) => this.listenerList.push({ name, where }),
     };
     for (const feature of FEATURES) {
       if (!feature.enabled(b)) continue;

@@ -7,6 +7,7 @@ import { registerAppenderXml } from './cli/appender-xml.ts';
 import { registerSendTestEvent } from './cli/send-test-event.ts';
 import { registerInbox } from './cli/inbox.ts';
 import { registerOutbox } from './cli/outbox.ts';
+import { registerWatch } from './cli/watch.ts';
 
 
 const program = new Command('butler-mqtt')
@@ -18,5 +19,6 @@ registerAppenderXml(program);
 registerSendTestEvent(program);
 registerInbox(program);
 registerOutbox(program);
+registerWatch(program);
 
 await program.parseAsync(process.argv);

@@ -8,8 +8,9 @@ const DEFAULT_PORTS: Record<AppenderKind, number> = { scheduler: 9998, proxy: 99
 export function registerAppenderXml(program: Command): void {
   program
     .command('appender-xml')
+    .usage('--host <host> [options]')
     .description('print the Qlik Sense LocalLogConfig.xml that sends reload events (or, with --service proxy, session events) to butler-mqtt')
-    .requiredOption('--host <host>', 'host name or IP address of the butler-mqtt server, as the Sense server reaches it')
+    .requiredOption('--host <host>', '(required) host name or IP address of the butler-mqtt server, as the Sense server reaches it')
     .option('--port <port>', 'UDP port of butler-mqtt (default 9998 for the scheduler, 9997 for the proxy)')
     .option('--service <service>', 'scheduler (reload task events) or proxy (user session events)', 'scheduler')
     .action((opts: { host: string; port?: string; service: string }) => {

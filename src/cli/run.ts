@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { loadConfigOrExit, preflightOrExit } from './config-file.ts';
 import { formatIssue } from '../config/load.ts';
 import { App, StartError } from '../app.ts';
+import { configuredAddresses, startupSummary } from './startup-summary.ts';
 
 export function registerRun(program: Command): void {
   program
@@ -45,5 +46,11 @@ export function registerRun(program: Command): void {
         if (err instanceof StartError) process.exit(1);
         throw err;
       }
+      // What the parts bound (port 0 in the config means a port the OS chose).
+      const at = configuredAddresses(config);
+      if (at.embeddedBroker && app.embeddedBroker) at.embeddedBroker.port = app.embeddedBroker.port;
+      if (at.http && app.http) at.http.port = app.http.port;
+      at.udp = app.listeners();
+      for (const line of startupSummary(config, at)) app.logger.info({ summary: true }, line);
     });
 }

@@ -53,6 +53,8 @@ export interface FeatureContext {
   readiness(): Readiness;
   /** Adds a reason why the bridge is not ready (checked at every /ready and status request). */
   addReadinessCheck(check: () => string | null): void;
+  /** Names a socket the feature listens on, for the start-up summary (`where` is read after start). */
+  addListener(name: string, where: () => { address: string; port: number } | null): void;
 }
 
 export interface Feature {

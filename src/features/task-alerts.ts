@@ -19,7 +19,7 @@ export const taskAlerts: Feature = {
     const u = b.udpServerConfig;
     const qrs = ctx.qrs();
     if (!qrs) {
-      ctx.logger.info(`Butler.configQRS.host is empty: reload task alerts carry no QRS details (full messages say "enrichmentError":"${QRS_NOT_CONFIGURED}")`);
+      ctx.logger.debug(`Butler.configQRS.host is empty: reload task alerts carry no QRS details (full messages say "enrichmentError":"${QRS_NOT_CONFIGURED}")`);
     }
     const handler = new TaskAlertHandler(
       {
@@ -71,6 +71,7 @@ export const taskAlerts: Feature = {
       { logger: ctx.logger, metrics: ctx.metrics },
     );
     // The lane starts first (events left from the last run go first), the socket after it.
+    ctx.addListener('reload task events', () => source.address);
     return [
       { name: 'task event pipeline', start: () => lane.start(), stop: () => lane.stop() },
       { name: 'UDP task events listener', start: () => source.start(), stop: () => source.stop() },

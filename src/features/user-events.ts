@@ -49,6 +49,7 @@ export const userEvents: Feature = {
     );
     const source = new UdpSource({ ...sharedUdpOptions(u), name: 'session events', port: u.portSessionConnectionEvents }, lane, {}, { logger: ctx.logger, metrics: ctx.metrics });
     // The state is loaded before the lane resumes stored events, so they apply on top of it.
+    ctx.addListener('session events', () => source.address);
     return [
       { name: 'active users', start: () => handler.start(), stop: () => handler.stop() },
       { name: 'session event pipeline', start: () => lane.start(), stop: () => lane.stop() },

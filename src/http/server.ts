@@ -209,8 +209,8 @@ export class HttpServer {
 
   async start(): Promise<void> {
     this.listening = true;
-    await this.fastify.listen({ host: this.options.host, port: this.options.port });
-    this.deps.logger.info({ url: this.url }, `HTTP server listening on ${this.url} (API documentation at ${this.url}/documentation)`);
+    // One line, in Fastify's own log call (its default text would come in addition to ours).
+    await this.fastify.listen({ host: this.options.host, port: this.options.port, listenTextResolver: (address) => `HTTP server listening on ${address} (API documentation at ${address}/documentation)` });
   }
 
   async stop(): Promise<void> {

@@ -232,7 +232,7 @@ export class BrokerConnection extends EventEmitter {
   start(): void {
     if (this.#state !== 'idle' && this.#state !== 'stopped') return;
     this.#state = 'connecting';
-    this.deps.logger.info({ broker: this.options.name }, `connecting to MQTT broker ${this.options.protocol}://${this.options.host}:${this.options.port} as ${this.options.clientId}`);
+    this.deps.logger.debug({ broker: this.options.name }, `connecting to MQTT broker ${this.options.protocol}://${this.options.host}:${this.options.port} as ${this.options.clientId}`);
     this.watchForAcceptance();
     this.#client.connect();
   }

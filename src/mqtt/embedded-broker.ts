@@ -42,7 +42,7 @@ export class EmbeddedBroker {
       });
       server.listen(this.options.port, this.options.host, () => resolve());
     });
-    this.deps.logger.info(`embedded MQTT broker listening on ${this.options.host}:${this.port}`);
+    this.deps.logger.debug(`embedded MQTT broker listening on ${this.options.host}:${this.port}`);
   }
 
   async stop(): Promise<void> {

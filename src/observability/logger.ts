@@ -90,8 +90,11 @@ function secretMasker(secrets: readonly string[]): ((text: string) => string) | 
 export function createLogger(options: LoggerOptions): Logger {
   const masker = secretMasker((options.secrets ?? []).filter((s) => s.length >= 3));
   const usePretty = options.pretty ?? Boolean(process.stdout.isTTY);
+  // On a terminal every message says what matters in its text; the structured fields (kept in the
+  // JSON lines and the log file) are shown, on one line, only from level verbose down.
+  const showFields = options.level === 'verbose' || options.level === 'debug' || options.level === 'silly';
   const target: { write(line: string): unknown } = usePretty
-    ? loadPretty()({ colorize: true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname', customLevels: 'verbose:25,silly:5', useOnlyCustomProps: false, destination: options.destination ? (options.destination as never) : 1, sync: true })
+    ? loadPretty()({ colorize: true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname,name', hideObject: !showFields, singleLine: showFields, customLevels: 'verbose:25,silly:5', useOnlyCustomProps: false, destination: options.destination ? (options.destination as never) : 1, sync: true })
     : (options.destination ?? process.stdout);
   const emit = (text: string) => {
     const masked = masker ? masker(text) : text;

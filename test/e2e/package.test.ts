@@ -81,7 +81,7 @@ test('npm pack → npm install in an empty folder → npx butler-mqtt --version,
   const packed = await run('npm', ['pack', '--json', '--pack-destination', dest], { cwd: REPO_ROOT, env });
   const info = (JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[])[0]!;
   const files = info.files.map((f) => f.path);
-  for (const f of ['bin/butler-mqtt.js', 'dist/main.mjs', 'dist/status/index.html', 'dist/status/status.js', 'dist/status/status.css', 'config/butler-mqtt.yaml', 'config/butler-full.yaml', 'docs/operations.md', 'docs/configuration.md', 'README.md', 'package.json']) {
+  for (const f of ['bin/butler-mqtt.js', 'dist/main.mjs', 'dist/status/index.html', 'dist/status/status.js', 'dist/status/status.css', 'config/butler-mqtt.yaml', 'config/butler-full.yaml', 'docs/operations.md', 'docs/configuration.md', 'docs/messages.md', 'docs/connect-to-sense.md', 'docs/migrate-from-butler.md', 'packaging/butler-mqtt.service', 'packaging/windows/install-service.ps1', 'README.md', 'package.json']) {
     assert.ok(files.includes(f), `${f} is in the package`);
   }
   assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('node_modules/') || f.startsWith('data/')), 'no tests, dependencies or data in the package');
