@@ -47,15 +47,18 @@ function butlerMqtt(args: string[]) {
   return { child, lines, exit };
 }
 
-async function rowState(page: Page, text: string): Promise<{ state: string; delivered: string[] } | null> {
-  return page.evaluate((t) => {
-    const row = [...document.querySelectorAll('#activity-body tr')].find((r) => r.querySelector('.c-event')?.textContent?.includes(t));
+/** The first activity row whose event text includes `text` (and, when given, that has a message on `topic`). */
+async function rowState(page: Page, text: string, topic?: string): Promise<{ state: string; delivered: string[] } | null> {
+  return page.evaluate(([t, tp]) => {
+    const row = [...document.querySelectorAll('#activity-body tr')].find(
+      (r) => r.querySelector('.c-event')?.textContent?.includes(t) && (!tp || [...r.querySelectorAll('.msg .topic')].some((m) => m.textContent === tp)),
+    );
     if (!row) return null;
     return {
       state: (row as HTMLElement).dataset.state ?? '',
       delivered: [...row.querySelectorAll('.msg')].map((m) => `${m.querySelector('.topic')?.textContent}=${(m as HTMLElement).dataset.delivered}`),
     };
-  }, text);
+  }, [text, topic ?? ''] as const);
 }
 
 test('the README: run on the shipped config, the start-up summary, the tour on the status page, watch, REST, Ctrl-C', { timeout: 120_000 }, async () => {
@@ -114,8 +117,10 @@ test('the README: run on the shipped config, the start-up summary, the tour on t
     assert.equal(await page.textContent('#card-broker .state'), 'Connected');
     assert.equal(await page.textContent('#card-qrs .state'), 'Not configured');
     assert.equal(await page.textContent('#card-outbox .state'), 'Empty');
-    await waitFor(async () => (await rowState(page, 'message without an input event'))?.state === 'delivered', 5000, 'the UDP start message delivered on the page');
-    assert.deepEqual((await rowState(page, 'message without an input event'))?.delivered, ['qliksense/butler/task_failure_server=yes']);
+    // The shipped config also publishes the bridge's own info and health topics: rows of their own.
+    const udpStatus = 'qliksense/butler/task_failure_server';
+    await waitFor(async () => (await rowState(page, 'message without an input event', udpStatus))?.state === 'delivered', 5000, 'the UDP start message delivered on the page');
+    assert.deepEqual((await rowState(page, 'message without an input event', udpStatus))?.delivered, ['qliksense/butler/task_failure_server=yes']);
 
     // Step 2: "Send test event" — a row with both messages, each acknowledged, within a second or two.
     assert.equal(await page.textContent('#test-button'), 'Send test event');
@@ -137,12 +142,14 @@ test('the README: run on the shipped config, the start-up summary, the tour on t
     await waitFor(() => watch!.lines.some((l) => l.startsWith('qliksense/hello ')), 5000, 'watch to show the REST message');
     watch.child.kill('SIGINT');
     assert.deepEqual(await watch.exit, { code: 0, signal: null });
-    const out = watch.lines.filter((l) => !l.startsWith('watching ') && !l.startsWith('qliksense/butler/task_failure_server '));
+    // The UDP status and the periodic bridge health can come before or after watch subscribed.
+    const out = watch.lines.filter((l) => !l.startsWith('watching ') && !l.startsWith('qliksense/butler/task_failure_server ') && !l.startsWith('qliksense/butler/mqtt/bridge/health '));
     assert.deepEqual(
       out.map((l) => l.replace(/ \{.*$/, ' {…}').replace(/with client ID .*/, 'with client ID …')),
       [
         'qliksense/butler/mqtt/availability [retained] online',
         `qliksense/butler/mqtt/status [retained] Connected to MQTT broker 127.0.0.1:${cfg.mqtt} with client ID …`,
+        'qliksense/butler/mqtt/bridge/info [retained] {…}',
         'qliksense/task_failure butler-mqtt test event',
         'qliksense/task_failure_full {…}',
         'qliksense/hello from curl',

@@ -67,7 +67,7 @@ test('--host/--port: a retained message flagged, text as is, JSON pretty-printed
 
 test('--config: the broker of the config with its own client id and no last will; Ctrl-C exits 0', async () => {
   const broker = await startBroker();
-  const spy = await collect(broker.url, '#');
+  const spy = await collect(broker.url, '#', { testTopics: ['qliksense/hello', 'qliksense/empty', 'qliksense/marker'] });
   const pub = await mqtt.connectAsync(broker.url, { clientId: 'watch-test-pub2' });
   const file = writeConfig(tmp.dir, deepMerge(baseButler(broker.port), { mqttConfig: { clientId: 'bridge-under-watch' } }), 'watch.yaml');
   try {
