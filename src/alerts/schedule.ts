@@ -25,7 +25,9 @@ interface LaterModule {
   parse: { text(text: string): LaterScheduleData & { error: number } };
   schedule(data: LaterScheduleData): { next(count: number, start?: Date): Date | Date[] | 0 };
 }
-const later = createRequire(import.meta.url)('@breejs/later') as LaterModule;
+// Loaded at the first text schedule: a config without monitors never needs it (about 3 MB).
+let laterModule: LaterModule | null = null;
+const laterLib = (): LaterModule => (laterModule ??= createRequire(import.meta.url)('@breejs/later') as LaterModule);
 
 /**
  * Reads a schedule written as Butler writes it (`every 30 seconds`, `every 24 hours`, any sentence
@@ -41,7 +43,7 @@ export function parseSchedule(text: string): ParseScheduleResult {
   const expected = `expected a schedule like "every 30 seconds" or a cron expression, got ${JSON.stringify(text)}`;
   if (source === '') return { ok: false, error: expected };
 
-  const parsed = later.parse.text(source);
+  const parsed = laterLib().parse.text(source);
   // later reports the character position where it stopped understanding the text, -1 when it read all of it.
   if (parsed.error === -1 && parsed.schedules.length > 0) {
     const spec: ScheduleSpec = { kind: 'text', source, later: { schedules: parsed.schedules, exceptions: parsed.exceptions } };
@@ -77,7 +79,7 @@ export function nextRunAfter(spec: ScheduleSpec, after: Date): Date | null {
   // carries `from`'s milliseconds into second-level schedules. Start from a whole second and take
   // the first candidate that is really in the future.
   const from = new Date(Math.floor(after.getTime() / 1000) * 1000);
-  const found = later.schedule(spec.later).next(3, from);
+  const found = laterLib().schedule(spec.later).next(3, from);
   const candidates = found === 0 ? [] : Array.isArray(found) ? found : [found];
   return candidates.find((d) => d.getTime() > after.getTime()) ?? null;
 }

@@ -5,7 +5,6 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import type { IClientOptions } from 'mqtt';
 import { probeBroker } from '../mqtt/connection.ts';
-import { Agent, request } from 'undici';
 import { loadConfigOrExit, preflightOrExit, EXIT_CONFIG_ERROR } from './config-file.ts';
 import { mainConnectionOptions, deliveryQos } from '../app.ts';
 import { formatIssue, type LoadedConfig } from '../config/load.ts';
@@ -100,6 +99,8 @@ async function tryBroker(name: string, url: string, options: IClientOptions): Pr
 }
 
 async function tryHttp(name: string, url: string, headers: Record<string, string>, tls: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean }, timeoutMs: number, describe: (body: string) => string): Promise<ConnectResult> {
+  // Loaded here, not at start: only --connect needs it.
+  const { Agent, request } = await import('undici');
   const agent = new Agent({ connect: { ...tls, timeout: timeoutMs } });
   try {
     const res = await within(request(url, { dispatcher: agent, headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs }), timeoutMs + 1000, 'HTTP answer');

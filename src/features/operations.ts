@@ -79,7 +79,7 @@ function registerOperations(ctx: FeatureContext): void {
   const version = packageVersion();
 
   http.register(metricsRoutes, { metrics });
-  http.register(asyncApiRoutes, { document: asyncApiDocument(b, { version }) });
+  http.register(asyncApiRoutes, { document: () => asyncApiDocument(b, { version }) });
 
   const qrs = ctx.qrs();
   const startedAt = Date.now();

@@ -11,7 +11,12 @@
 // server sends one; other answers and certificate problems are final.
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool } from 'undici';
+
+// Loaded by the first client: a config without QRS and Qlik Cloud never needs it (about 4 MB).
+let undiciPool: typeof Pool | null = null;
+const PoolClass = (): typeof Pool => (undiciPool ??= (createRequire(import.meta.url)('undici') as typeof import('undici')).Pool);
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import {
@@ -134,7 +139,7 @@ export class Upstream {
     this.options = { ...options, retries: Math.max(0, options.retries) };
     this.origin = options.origin;
     const tls = options.origin.startsWith('https:') ? loadTls(options.name, options.tls ?? {}) : undefined;
-    this.pool = new Pool(options.origin, {
+    this.pool = new (PoolClass())(options.origin, {
       connections: options.connections,
       pipelining: 1,
       keepAliveTimeout: 30_000,

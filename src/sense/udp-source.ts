@@ -100,7 +100,7 @@ export class UdpSource {
         maxQueued: this.options.maxQueued ?? DEFAULT_MAX_QUEUED,
       },
       // The receive loop needs little; a small heap keeps the thread's footprint small.
-      resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 },
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
     });
     this.worker = worker;
     const listening = await new Promise<Extract<WorkerMessage, { type: 'listening' }>>((resolve, reject) => {

@@ -23,9 +23,12 @@ test('no file but src/mqtt/publisher.ts and src/mqtt/connection.ts calls publish
   assert.match(files.find((f) => f.file === 'src/mqtt/publisher.ts')!.text, /\.publishRaw\(/);
 });
 
-test('only src/mqtt/connection.ts imports the mqtt package at run time (others import types only)', () => {
+test('only src/mqtt/connection.ts imports the mqtt package at run time (others import types only), and the watch command', () => {
   const runtimeImport = /^import\s+(?!type\b)[^;]*from\s+['"]mqtt['"]/m;
-  const offenders = files.filter((f) => f.file !== 'src/mqtt/connection.ts' && runtimeImport.test(f.text)).map((f) => f.file);
+  // `butler-mqtt watch` is a subscriber of its own, in its own process, not part of the bridge; the
+  // publish check above still covers it (it publishes nothing).
+  const allowed = new Set(['src/mqtt/connection.ts', 'src/cli/watch.ts']);
+  const offenders = files.filter((f) => !allowed.has(f.file) && runtimeImport.test(f.text)).map((f) => f.file);
   assert.deepEqual(offenders, []);
   assert.match(files.find((f) => f.file === 'src/mqtt/connection.ts')!.text, runtimeImport);
 });
