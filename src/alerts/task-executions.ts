@@ -41,7 +41,7 @@ export interface TaskExecutionTopics {
 
 export interface TaskExecutionDeps {
   qrs: Pick<QrsClient, 'getExecutionResult' | 'getTaskFull' | 'getAppFull'>;
-  inbox: Pick<Inbox, 'claimInTransaction'>;
+  inbox: Pick<Inbox, 'claimInTransaction' | 'isDuplicate'>;
   db: Db;
   logger: Logger;
   metrics?: Metrics;
@@ -160,6 +160,8 @@ export class TaskExecutionHandler {
       logger.debug({ executionResultId: result.id, status: executionStatusName(result.status) }, 'execution not finished: nothing published');
       return { messages: [] };
     }
+    // Handled already (another callback or a catch-up read): spare the lookups. The step decides for good.
+    if (input.kind === 'changed' && this.deps.inbox.isDuplicate(executionResultKey(result.id))) return { messages: [] };
 
     const taskAnswer = await qrs.getTaskFull(result.taskID);
     if (!taskAnswer.ok) throw new Error(`QRS task/full ${result.taskID}: ${taskAnswer.error.message}`);

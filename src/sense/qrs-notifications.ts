@@ -36,6 +36,12 @@ export const EXECUTION_STATUS_NAMES = [
 /** Statuses after which an execution changes no more: Aborted, FinishedSuccess, FinishedFail, Skipped, Error, Reset. */
 export const FINAL_STATUSES: ReadonlySet<number> = new Set([6, 7, 8, 9, 11, 12]);
 
+/**
+ * The subscription's filter: only changes that leave a result in a final status are called back, so
+ * an execution costs one callback (and one lookup), not one per intermediate status.
+ */
+export const FINISHED_FILTER = [...FINAL_STATUSES].map((s) => `status eq ${s}`).join(' or ');
+
 export const EMPTY_GUID = '00000000-0000-0000-0000-000000000000';
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -339,7 +345,7 @@ export class QrsNotificationSource {
         stale = null;
         await store.write(() => this.kv.delete(HANDLE_KEY)).catch(() => undefined);
       }
-      const added = await qrs.addNotification('ExecutionResult', 'Update', this.options.callbackUrl);
+      const added = await qrs.addNotification('ExecutionResult', 'Update', this.options.callbackUrl, FINISHED_FILTER);
       if (signal.aborted) {
         // Stopping meanwhile: keep the handle so stop() deletes it.
         if (added.ok) this.handle = added.value;

@@ -802,7 +802,7 @@ export class QrsSimulator extends HttpsSimulatorCore {
    * modifiedDate) announced to every subscriber of ExecutionResult updates. Resolves when the
    * callbacks were answered (or failed).
    */
-  async runExecution(taskId: string, finalStatus: number | (typeof EXECUTION_STATUS)[number], options: { node?: string; message?: string; steps?: boolean } = {}): Promise<QrsExecutionResultFull> {
+  async runExecution(taskId: string, finalStatus: number | (typeof EXECUTION_STATUS)[number], options: { node?: string; message?: string; steps?: boolean; executionId?: string } = {}): Promise<QrsExecutionResultFull> {
     const status = typeof finalStatus === 'number' ? finalStatus : EXECUTION_STATUS.indexOf(finalStatus);
     const task = this.tasks.get(taskId.toLowerCase());
     this.executionCounter += 1;
@@ -813,7 +813,7 @@ export class QrsSimulator extends HttpsSimulatorCore {
       createdDate: start,
       modifiedDate: start,
       modifiedByUserName: 'INTERNAL\\sa_scheduler',
-      executionID: guidFor(`executionsession:${seed}`),
+      executionID: options.executionId ?? guidFor(`executionsession:${seed}`),
       // External program and user sync tasks have no app: the empty GUID.
       appID: task?.app?.id ?? EMPTY_GUID,
       taskID: task?.id ?? taskId,
