@@ -159,6 +159,18 @@ test('a reload task fails (callback path): Butler\'s failure messages, the execu
   t.diagnostic(`QRS calls for one failed reload (callback path): ${calls.length} (${calls.map((c) => c.path.replace(/[0-9a-f-]{36}/, '{id}')).join(', ')})`);
 });
 
+test('latency over 20 executions, callback path: status change in QRS → failure alert on the broker', async (t) => {
+  const latencies: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const result = await sim.runExecution(SAMPLE_TASK_ID, 'FinishedFail', { steps: false });
+    await waitFor(() => withExecution(FAILED_FULL, result.executionID).length === 1, 10_000, `alert ${i}`, 1);
+    latencies.push(Date.now() - Date.parse(result.stopTime));
+  }
+  latencies.sort((a, b) => a - b);
+  t.diagnostic(`callback path latency over 20: min ${latencies[0]} ms, median ${latencies[10]} ms, max ${latencies[19]} ms`);
+  assert.equal(latencies.length, 20);
+});
+
 test('external program and user sync outcomes appear on the execution and state topics; no reload alert', async () => {
   const failuresBefore = sub.on(FAILED).length;
   const ext = await sim.runExecution(EXTERNAL_ID, 'FinishedSuccess');
