@@ -74,6 +74,26 @@ export interface TaskState {
 }
 
 export const TASK_STATE_PREFIX = 'task-state:';
+/** Outcomes per hour of stopTime (`task-hour:2026-12-06T18` → {success, failure, other}), for the status page. */
+const HOUR_PREFIX = 'task-hour:';
+/** Failure stopTimes of a task within the last day (`task-failures:<taskId>` → [...]), for the status page. */
+const FAILURES_PREFIX = 'task-failures:';
+const DAY_MS = 24 * 3600_000;
+/** Hours of counts kept. */
+const HOURS_KEPT = 48;
+
+export interface HourCounts {
+  success: number;
+  failure: number;
+  other: number;
+}
+
+/** The status page's task-health view. */
+export interface TaskHealth {
+  tasks: (TaskState & { failuresLast24h: number })[];
+  /** The last 24 hours, oldest first: `hour` is the start of the hour (ISO, UTC). */
+  hours: ({ hour: string } & HourCounts)[];
+}
 
 /** One task's last outcome for the status page, read from the kv table. */
 export function readTaskStates(kv: KeyValueTable): TaskState[] {
@@ -129,6 +149,52 @@ export class TaskExecutionHandler {
   /** The kept per-task states (status page). */
   states(): TaskState[] {
     return readTaskStates(this.kv);
+  }
+
+  /** Every task seen, its last outcome, failures in the last 24 h, and outcomes per hour. */
+  health(now = Date.now()): TaskHealth {
+    const since = new Date(now - DAY_MS).toISOString();
+    const tasks = this.states()
+      .map((state) => ({ ...state, failuresLast24h: this.failureTimes(state.taskId).filter((t) => t >= since).length }))
+      .sort((a, b) => (a.stopTime < b.stopTime ? 1 : a.stopTime > b.stopTime ? -1 : 0));
+    const counts = new Map(this.kv.entries(HOUR_PREFIX).map((e) => [e.key.slice(HOUR_PREFIX.length), parseCounts(e.value)]));
+    const hours: TaskHealth['hours'] = [];
+    const current = Math.floor(now / 3600_000) * 3600_000;
+    for (let h = current - 23 * 3600_000; h <= current; h += 3600_000) {
+      const hour = new Date(h).toISOString();
+      hours.push({ hour, ...(counts.get(hour.slice(0, 13)) ?? { success: 0, failure: 0, other: 0 }) });
+    }
+    return { tasks, hours };
+  }
+
+  private failureTimes(taskId: string): string[] {
+    const text = this.kv.get(FAILURES_PREFIX + taskId.toLowerCase());
+    if (text === undefined) return [];
+    try {
+      const value: unknown = JSON.parse(text);
+      return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  /** In the completing transaction: the hour's counts and the task's recent failures. */
+  private recordHistory(r: ExecutionResult): void {
+    const hour = r.stopTime.slice(0, 13);
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}$/.test(hour)) return;
+    const key = HOUR_PREFIX + hour;
+    const counts = parseCounts(this.kv.get(key));
+    if (r.status === STATUS_SUCCESS) counts.success += 1;
+    else if (FAILURE_STATUSES.has(r.status)) counts.failure += 1;
+    else counts.other += 1;
+    this.kv.put(key, JSON.stringify(counts));
+    const oldest = new Date(Date.parse(`${hour}:00:00.000Z`) - HOURS_KEPT * 3600_000).toISOString().slice(0, 13);
+    for (const e of this.kv.entries(HOUR_PREFIX)) if (e.key.slice(HOUR_PREFIX.length) < oldest) this.kv.delete(e.key);
+    if (FAILURE_STATUSES.has(r.status)) {
+      const since = new Date(Date.parse(r.stopTime) - DAY_MS).toISOString();
+      const times = [...this.failureTimes(r.taskID).filter((t) => t >= since), r.stopTime].sort().slice(-1000);
+      this.kv.put(FAILURES_PREFIX + r.taskID.toLowerCase(), JSON.stringify(times));
+    }
   }
 
   /**
@@ -243,6 +309,7 @@ export class TaskExecutionHandler {
       }
     }
     messages.push(execution);
+    this.recordHistory(r);
     const state = this.nextState(r, task);
     if (state) {
       this.kv.put(TASK_STATE_PREFIX + r.taskID.toLowerCase(), JSON.stringify(state));
@@ -277,6 +344,15 @@ export class TaskExecutionHandler {
       consecutiveFailures: r.status === STATUS_SUCCESS ? 0 : FAILURE_STATUSES.has(r.status) ? failures + 1 : failures,
       lastSuccessTime: r.status === STATUS_SUCCESS ? r.stopTime : (previous?.lastSuccessTime ?? null),
     };
+  }
+}
+
+function parseCounts(text: string | undefined): HourCounts {
+  try {
+    const v = text === undefined ? null : (JSON.parse(text) as Partial<HourCounts>);
+    return { success: Number(v?.success) || 0, failure: Number(v?.failure) || 0, other: Number(v?.other) || 0 };
+  } catch {
+    return { success: 0, failure: 0, other: 0 };
   }
 }
 

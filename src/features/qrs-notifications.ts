@@ -5,6 +5,7 @@
 import type { Feature, Part } from './feature.ts';
 import { describeExecutionInput, QRS_NOTIFICATION_SOURCE, TaskExecutionHandler } from '../alerts/task-executions.ts';
 import { QRS_CALLBACK_PATH, qrsCallbackRoutes } from '../http/routes/qrs-notifications.ts';
+import { taskHealthRoutes } from '../http/routes/task-health.ts';
 import { encodeChanged, parseCallbackBody, parseExecutionInput, QrsNotificationSource, type ExecutionInput } from '../sense/qrs-notifications.ts';
 
 /** Callbacks per QRS node address and minute (a busy site changes a few results per execution). */
@@ -84,6 +85,7 @@ export const qrsNotifications: Feature = {
         metrics,
       });
     }
+    if (http) http.register(taskHealthRoutes, { health: () => ({ ...handler.health(), source: source.status() }) });
     const parts: Part[] = [
       { name: 'QRS task execution pipeline', start: () => lane.start(), stop: () => lane.stop() },
       { name: 'QRS change subscription and catch-up', start: () => source.start(), stop: () => source.stop() },
