@@ -201,6 +201,11 @@ test('a forged callback naming an unknown or a successful execution causes looku
   const forgedUnknown = await sim.callback(callbackUrl(), JSON.stringify([{ objectType: 'ExecutionResult', objectID: randomUUID(), changeType: 2, status: 8, taskID: SAMPLE_TASK_ID }]));
   const forgedSuccess = await sim.callback(callbackUrl(), JSON.stringify([{ objectType: 'ExecutionResult', objectID: ok.id, changeType: 2, status: 8 }]));
   const notJson = await sim.callback(callbackUrl(), 'status=FinishedFail');
+  // Any content type is read as JSON text (QRS's is not documented).
+  const plain = await fetch(callbackUrl(), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify([{ objectType: 'ExecutionResult', objectID: ok.id }]) });
+  assert.equal(plain.status, 204);
+  const plainGarbage = await fetch(callbackUrl(), { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
+  assert.equal(plainGarbage.status, 400);
   assert.equal(forgedUnknown.status, 204);
   assert.equal(forgedSuccess.status, 204);
   assert.equal(notJson.status, 400);

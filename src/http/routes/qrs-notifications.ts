@@ -25,6 +25,11 @@ export interface QrsCallbackRouteOptions extends Record<string, unknown> {
 
 export const qrsCallbackRoutes: FastifyPluginAsync<QrsCallbackRouteOptions> = async (scope, o) => {
   const limiter = new FixedWindowLimiter(o.ratePerMinute, 60_000);
+  // The reference does not say which content type QRS sends with a callback: any body is read as JSON
+  // text here (in this route's scope only); what is not JSON is refused by parse() below.
+  scope.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, jsonOrUndefined(body as string));
+  });
   scope.post(
     QRS_CALLBACK_PATH,
     {
@@ -42,7 +47,8 @@ export const qrsCallbackRoutes: FastifyPluginAsync<QrsCallbackRouteOptions> = as
         reply.header('retry-after', 60);
         return sendError(reply, 429, 'BUTLER_MQTT_RATE_LIMITED', 'too many callbacks; try again later');
       }
-      const parsed = o.parse(request.body);
+      // text/plain arrives as a string (Fastify's own parser): read it as JSON text too.
+      const parsed = o.parse(typeof request.body === 'string' ? jsonOrUndefined(request.body) : request.body);
       if (!parsed.ok) {
         o.reject(parsed.reason, parsed.detail, from);
         return sendError(reply, parsed.reason === 'too_many_changes' ? 413 : 400, 'BUTLER_MQTT_BAD_CALLBACK', parsed.detail);
@@ -54,3 +60,11 @@ export const qrsCallbackRoutes: FastifyPluginAsync<QrsCallbackRouteOptions> = as
     },
   );
 };
+
+function jsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
