@@ -42,6 +42,10 @@ export const qrsNotifications: Feature = {
       if (path !== QRS_CALLBACK_PATH) logger.warn(`qrsChangeNotifications.callbackUrl ends in "${path}"; the bridge serves the callback on ${QRS_CALLBACK_PATH} (a proxy in between must map it)`);
     }
 
+    // A result handled through a callback is read again by the next catch-up (and an execution the log
+    // appender alerted may be read later than its TTL while QRS was away): remember both for a day, or
+    // three catch-up intervals, whichever is longer.
+    const dedupTtlMs = Math.max(24 * 3600_000, 3 * q.catchUpIntervalSeconds * 1000, b.udpServerConfig.deduplication.ttlMinutes * 60_000);
     const handler = new TaskExecutionHandler(
       {
         failure: m.taskFailureTopic,
@@ -50,7 +54,7 @@ export const qrsNotifications: Feature = {
         abortedFull: m.taskAbortedSendFull ? m.taskAbortedFullTopic : null,
         root: m.taskEventsTopicRoot.replace(/\/+$/, ''),
       },
-      { qrs, inbox: delivery.inbox, db: delivery.store.db, logger, metrics },
+      { qrs, inbox: delivery.inbox, db: delivery.store.db, logger, metrics, dedupTtlMs },
     );
     const lane = delivery.pipeline.lane<ExecutionInput>(
       {
@@ -63,6 +67,7 @@ export const qrsNotifications: Feature = {
         maxAttempts: 25,
         retryBaseMs: 500,
         retryMaxMs: 60_000,
+        dedupTtlMs,
       },
       { parse: (payload) => parseExecutionInput(payload), handle: (input) => handler.handle(input), describe: describeExecutionInput },
     );
