@@ -292,12 +292,19 @@ export class QrsNotificationSource {
   async stop(): Promise<void> {
     this.abort.abort();
     this.wakeCatchUp?.();
-    await Promise.allSettled(this.loops);
+    const timeoutMs = this.options.stopTimeoutMs ?? 3000;
+    let timer: NodeJS.Timeout | undefined;
+    // A QRS call in flight (a hanging QRS) may not hold the stop longer than the timeout.
+    await Promise.race([
+      Promise.allSettled(this.loops),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
     this.loops = [];
     const handle = this.handle;
     if (!handle) return;
-    const timeoutMs = this.options.stopTimeoutMs ?? 3000;
-    let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       this.deps.qrs.deleteNotification(handle),
       new Promise<null>((r) => {

@@ -329,3 +329,20 @@ test('registration failures are retried with backoff and reported (readiness, me
   await waitFor(() => !bridge!.app.readiness().reasons.some((r) => r.startsWith('QRS change subscription')), 5000, 'the reason to clear');
   assert.equal(sim.notifications.size, 1);
 });
+
+test('a subscription that could not be deleted at stop (QRS hanging) is deleted at the next start, then a new one registered', async () => {
+  const [old] = [...sim.notifications.keys()];
+  assert.ok(old);
+  sim.setHang(true);
+  const t0 = Date.now();
+  await bridge!.stop();
+  bridge = null;
+  const stopMs = Date.now() - t0;
+  sim.setHang(false);
+  assert.ok(stopMs < 15_000, `the stop is bounded (${stopMs} ms)`);
+  assert.ok(sim.notifications.has(old), 'still registered in QRS');
+  await startBridge();
+  await waitFor(() => sim.requestsTo('/qrs/notification', 'DELETE').some((r) => r.query['handle'] === old && r.at > t0 + stopMs), 10_000, 'the old handle to be deleted');
+  assert.equal(sim.notifications.size, 1);
+  assert.ok(!sim.notifications.has(old));
+});
