@@ -84,6 +84,8 @@ test('task health: every task seen, its last outcome, failures in 24 h, and a uP
       legend: [...document.querySelectorAll('#chart .u-legend .u-label')].map((e) => e.textContent),
     }));
     assert.equal(chart.canvas, 1);
+    const sourceLine = await page.textContent('#source-line');
+    assert.match(sourceLine ?? '', new RegExp(`^subscribed, callbacks to http://127\\.0\\.0\\.1:${httpPort}/v4/qrs/notification · last catch-up: `));
     assert.deepEqual(chart.legend.slice(-3), ['success', 'failure', 'other']);
     mkdirSync(path.join(REPO_ROOT, 'test-artifacts'), { recursive: true });
     await page.screenshot({ path: path.join(REPO_ROOT, 'test-artifacts', 'task-health.png'), fullPage: true });

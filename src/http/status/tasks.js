@@ -83,11 +83,26 @@
     window.addEventListener('resize', () => plot.setSize({ width: Math.max(320, el.clientWidth), height: 240 }));
   }
 
+  function renderSource(source) {
+    const line = document.getElementById('source-line');
+    if (!source) return;
+    const parts = [];
+    if (!source.callbackUrl) parts.push('no subscription (catch-up reads only)');
+    else if (source.subscribed) parts.push('subscribed, callbacks to ' + source.callbackUrl);
+    else parts.push('NOT subscribed: ' + (source.registrationError || 'registering') + ' (attempt ' + source.registrationAttempts + ')');
+    parts.push('last catch-up: ' + (source.lastCatchUpAt ? new Date(source.lastCatchUpAt).toLocaleString() : 'not yet'));
+    if (source.lastCatchUpError) parts.push('catch-up failing: ' + source.lastCatchUpError);
+    parts.push('position: ' + (source.cursor || '—'));
+    line.textContent = parts.join(' · ');
+    line.dataset.state = source.callbackUrl && !source.subscribed ? 'bad' : 'ok';
+  }
+
   async function refresh() {
     try {
       const res = await fetch('/status/tasks/api', { cache: 'no-store' });
       if (!res.ok) return;
       const health = await res.json();
+      renderSource(health.source);
       renderTable(health.tasks);
       renderChart(health.hours);
       document.body.dataset.loaded = 'true';
