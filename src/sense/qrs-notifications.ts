@@ -337,6 +337,7 @@ export class QrsNotificationSource {
     const signal = this.abort.signal;
     let stale = kept;
     let attempt = 0;
+    let filter: string | undefined = FINISHED_FILTER;
     while (!signal.aborted) {
       attempt += 1;
       this.state.registrationAttempts = attempt;
@@ -352,11 +353,18 @@ export class QrsNotificationSource {
         stale = null;
         await store.write(() => this.kv.delete(HANDLE_KEY)).catch(() => undefined);
       }
-      const added = await qrs.addNotification('ExecutionResult', 'Update', this.options.callbackUrl, FINISHED_FILTER);
+      const added = await qrs.addNotification('ExecutionResult', 'Update', this.options.callbackUrl, filter);
       if (signal.aborted) {
         // Stopping meanwhile: keep the handle so stop() deletes it.
         if (added.ok) this.handle = added.value;
         return;
+      }
+      if (!added.ok && filter !== undefined && added.error.kind === 'http' && added.error.status === 400) {
+        // A QRS that does not take the status filter: subscribe to every update (each callback then
+        // costs a lookup of a result that may not be finished; the outcome is the same).
+        logger.warn({ err: added.error.message }, 'QRS refused the change subscription filter on final statuses; subscribing to every ExecutionResult update instead');
+        filter = undefined;
+        continue;
       }
       if (!added.ok) {
         this.noteRegistrationFailure(added.error.message, added.error.kind, attempt);

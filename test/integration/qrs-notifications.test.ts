@@ -346,3 +346,17 @@ test('a subscription that could not be deleted at stop (QRS hanging) is deleted 
   assert.equal(sim.notifications.size, 1);
   assert.ok(!sim.notifications.has(old));
 });
+
+test('a QRS that refuses the status filter: subscribed to every update instead, outcomes still alerted once', async () => {
+  await bridge!.stop();
+  bridge = null;
+  sim.failNext(1, 400, '/qrs/notification');
+  await startBridge();
+  const subscription = [...sim.notifications.values()].find((n) => n.url === callbackUrl())!;
+  assert.equal(subscription.filter, null);
+  const result = await sim.runExecution(SAMPLE_TASK_ID, 'FinishedFail');
+  await waitFor(() => withExecution(FAILED_FULL, result.executionID).length === 1, 10_000, 'the alert');
+  await drained();
+  assert.equal(withExecution(FAILED_FULL, result.executionID).length, 1);
+  assert.equal(withExecution(`${ROOT}/${SAMPLE_TASK_ID}/execution`, result.executionID).length, 1);
+});
