@@ -175,6 +175,7 @@ const MqttConfig = obj(
     taskAbortedFullTopic: topic('qliksense/task_aborted_full', 'Aborted reload: full JSON.'),
     taskSuccessTopic: topic('', 'Successful reload: task name; empty = off.', { added: true }),
     taskSuccessFullTopic: topic('', 'Successful reload: full JSON; empty = off.', { added: true }),
+    taskEventsTopicRoot: topic('qliksense/task', 'Root of the per-task topics of qrsChangeNotifications: `<root>/<taskId>/execution` (every finished execution) and `<root>/<taskId>/state` (retained last outcome).', { added: true }),
     serviceRunningTopic: topic('qliksense/service_running', 'Prefix: service changed to running.'),
     serviceStoppedTopic: topic('qliksense/service_stopped', 'Prefix: service changed to stopped.'),
     serviceStatusTopic: topic('qliksense/service_status', 'Prefix: service status on every check.'),
@@ -352,6 +353,17 @@ const QlikSenseCloud = obj(
   'Qlik Cloud.',
 );
 
+const QrsChangeNotifications = obj(
+  {
+    enable: bool(false, 'Follow every task execution through QRS change notifications (ExecutionResult updates) with a periodic catch-up read, instead of or besides the log appenders. Needs configQRS and the REST server (restServerConfig.enable), which serves the callback.', { added: true }),
+    callbackUrl: str('', 'The URL of this bridge\'s callback endpoint as the Sense central node reaches it, e.g. `http://bridge.corp:8080/v4/qrs/notification`; the path must be /v4/qrs/notification. Empty: no subscription, the catch-up read alone finds the outcomes.', { added: true }),
+    catchUpIntervalSeconds: int(60, 5, 86400, 'How often every execution result modified since the last one handled is read from QRS (also at every start), so an outcome is not lost while the bridge was down or a callback went missing.', { added: true }),
+    lookbackMinutes: int(60, 0, 43200, 'At the very first start (no position kept yet): how far back execution results are read.', { added: true }),
+  },
+  'Task outcomes from QRS change notifications.',
+  { added: true },
+);
+
 export const ButlerSchema = obj({
   logLevel: Type.Union(
     ['error', 'warn', 'info', 'verbose', 'debug', 'silly'].map((l) => Type.Literal(l)),
@@ -371,6 +383,7 @@ export const ButlerSchema = obj({
   qlikSenseLicense: QlikSenseLicense,
   serviceMonitor: ServiceMonitor,
   qlikSenseCloud: QlikSenseCloud,
+  qrsChangeNotifications: QrsChangeNotifications,
 });
 
 export const ConfigSchema = Type.Object({ Butler: ButlerSchema }, { additionalProperties: true, expected: 'a mapping with a top-level "Butler" key' });

@@ -134,6 +134,18 @@ export const CHANNELS: readonly ChannelDef[] = [
     action: 'send', server: 'main', topic: { key: mqttKey('taskSuccessFullTopic') }, qos: 'delivery', retain: false, messages: [TASK_SUCCESS_FULL],
   },
   {
+    id: 'taskExecution', title: 'Task execution', description: 'Every finished execution of every task type (QRS change notifications, with qrsChangeNotifications.enable).',
+    action: 'send', server: 'main', topic: { key: mqttKey('taskEventsTopicRoot'), suffix: '/{taskId}/execution' }, parameters: { taskId: 'The Sense task id.' }, qos: 'delivery', retain: false,
+    messages: [json('taskExecution', 'Task execution', S.TaskExecution, 'TaskExecution')],
+    active: (b) => b.qrsChangeNotifications.enable,
+  },
+  {
+    id: 'taskState', title: 'Task state', description: 'The last outcome of each task, retained (QRS change notifications).',
+    action: 'send', server: 'main', topic: { key: mqttKey('taskEventsTopicRoot'), suffix: '/{taskId}/state' }, parameters: { taskId: 'The Sense task id.' }, qos: 'delivery', retain: 'notEventGrid',
+    messages: [json('taskState', 'Task state', S.TaskState, 'TaskState')],
+    active: (b) => b.qrsChangeNotifications.enable,
+  },
+  {
     id: 'serviceStopped', title: 'Windows service stopped', description: 'A monitored service changed to STOPPED (also at start-up when already stopped).',
     action: 'send', server: 'main', topic: { key: mqttKey('serviceStoppedTopic'), suffix: '/{host}/{serviceName}' }, parameters: SERVICE_PARAMS, qos: 'delivery', retain: false,
     messages: [json('serviceStopped', 'Service stopped', S.ServiceStopped, 'ServiceStopped')],

@@ -279,3 +279,44 @@ export const HaDiscoveryConfig = Type.Object(
   { additionalProperties: false, description: 'Home Assistant MQTT discovery config of one entity (sensor or binary_sensor), retained.' },
 );
 export type HaDiscoveryPayload = Static<typeof HaDiscoveryConfig>;
+
+const TASK_STATUS = Type.String({ description: 'The TaskExecutionStatus name: NeverStarted, Triggered, Started, Queued, AbortInitiated, Aborting, Aborted, FinishedSuccess, FinishedFail, Skipped, Retry, Error, Reset, DistributionQueue, DistributionRunning.' });
+const TASK_TYPE = Type.Union([Type.String({ description: 'reload, externalProgram, userSync, distribution, … (as QRS names the task type)' }), Type.Null()]);
+
+export const TaskExecution = Type.Object(
+  {
+    taskId: Type.String(),
+    taskName: Type.String(),
+    taskType: TASK_TYPE,
+    status: TASK_STATUS,
+    statusCode: Type.Integer({ minimum: 0 }),
+    executionId: Type.String(),
+    executionResultId: Type.String(),
+    appId: Type.Union([Type.String(), Type.Null()], { description: 'null for tasks without an app (external program, user sync).' }),
+    executingNodeName: Type.String(),
+    startTime: Type.String(),
+    stopTime: Type.String(),
+    duration: Type.Number({ description: 'Milliseconds, as QRS reports it.' }),
+    scriptLogAvailable: Type.Boolean(),
+    fileReferenceId: Type.String(),
+    details: Type.Array(Type.Object({ detailsType: Type.Union([Type.Integer(), Type.Null()]), message: Type.String(), detailCreatedDate: Type.String() }, { additionalProperties: false })),
+  },
+  { additionalProperties: false, description: 'One finished task execution, from QRS change notifications and their catch-up.' },
+);
+
+export const TaskState = Type.Object(
+  {
+    taskId: Type.String(),
+    taskName: Type.String(),
+    taskType: TASK_TYPE,
+    status: TASK_STATUS,
+    executionId: Type.String(),
+    startTime: Type.String(),
+    stopTime: Type.String(),
+    duration: Type.Number(),
+    executingNodeName: Type.String(),
+    consecutiveFailures: Type.Integer({ minimum: 0 }),
+    lastSuccessTime: Type.Union([Type.String(), Type.Null()]),
+  },
+  { additionalProperties: false, description: 'The last outcome of a task (retained): a subscriber that joins later sees the state of every task at once.' },
+);

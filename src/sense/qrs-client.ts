@@ -135,6 +135,52 @@ export class QrsClient {
   }
 
   /**
+   * `POST /qrs/notification?name=…&changetype=…[&filter=…]` with the URL to call as a JSON string
+   * body. QRS answers with the subscription handle (a GUID, wrapped as `{"value": …}`); the handle
+   * is what `deleteNotification` takes. A POST: repeated only when the request never left.
+   */
+  async addNotification(name: string, changeType: string, callbackUrl: string, filter?: string): Promise<QrsResult<string>> {
+    const req = this.request('POST', { path: 'notification', endpoint: 'notification', query: { name, changetype: changeType }, body: JSON.stringify(callbackUrl), ...(filter === undefined ? {} : { filter }) });
+    const result = await this.http.json(req);
+    if (!result.ok) return result;
+    const value = result.value;
+    const handle = typeof value === 'string' ? value : typeof value === 'object' && value !== null ? (value as Record<string, unknown>)['value'] : undefined;
+    if (typeof handle !== 'string' || handle === '') return this.http.parseFailure(req, 'a subscription handle');
+    return { ok: true, value: handle };
+  }
+
+  /** `DELETE /qrs/notification?handle=…`; a handle QRS no longer knows (404) counts as deleted. */
+  async deleteNotification(handle: string): Promise<QrsResult<{ status: number }>> {
+    const result = await this.http.send(this.request('DELETE', { path: 'notification', endpoint: 'notification', query: { handle }, expect: [200, 204, 404] }));
+    return result.ok ? { ok: true, value: { status: result.value.status } } : result;
+  }
+
+  /** `GET /qrs/executionresult/{id}`: one ExecutionResult, or null when QRS does not know the id (404). */
+  async getExecutionResult(id: string): Promise<QrsResult<Record<string, unknown> | null>> {
+    const req = this.request('GET', { path: `executionresult/${encodeURIComponent(id)}`, endpoint: 'executionresult', expect: [200, 404] });
+    const result = await this.http.send(req);
+    if (!result.ok) return result;
+    if (result.value.status === 404) return { ok: true, value: null };
+    try {
+      const value: unknown = JSON.parse(result.value.text);
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) return { ok: true, value: value as Record<string, unknown> };
+    } catch {
+      // below
+    }
+    return this.http.parseFailure(req, 'an ExecutionResult object');
+  }
+
+  /**
+   * `GET /qrs/executionresult/full?filter=…&orderBy=…&skip=…&take=…`: one page of ExecutionResults.
+   * Not cached (the point is to see what changed).
+   */
+  listExecutionResults(filter: string, page: { orderBy: string; skip: number; take: number }): Promise<QrsResult<Record<string, unknown>[]>> {
+    return this.http.jsonList(
+      this.request('GET', { path: 'executionresult/full', endpoint: 'executionresult/full', filter, query: { orderBy: page.orderBy, skip: String(page.skip), take: String(page.take) } }),
+    );
+  }
+
+  /**
    * The cached answer of getTask/getTaskFull/getAppFull, without waiting; undefined when it would
    * take a call (not cached, or expired). Lets a caller finish an event in the same turn.
    */

@@ -136,6 +136,21 @@ export class Inbox {
   }
 
   /**
+   * For a completion step (inside its transaction): burns `key` unless it is seen already (in
+   * progress or burned within the TTL), so two sources that name the same thing with the same key
+   * act on it once. Returns null for a duplicate; otherwise the note to run in the step's
+   * `applied`, which makes the key count in memory once the write holds.
+   */
+  claimInTransaction(key: string, dedupTtlMs = this.options.dedupTtlMs): (() => void) | null {
+    if (this.isDuplicate(key)) return null;
+    const expires = Date.now() + dedupTtlMs;
+    this.stmts.burn.run(key, expires);
+    return () => {
+      this.burned.set(ownCopy(key), expires);
+    };
+  }
+
+  /**
    * Durably records an accepted input. Resolves once committed. With a dedup key, a second event
    * with the same key (in progress or handled within the TTL) is reported as duplicate.
    */

@@ -106,6 +106,61 @@ export type QrsTaskCondensed = {
 };
 export type QrsLicense = Record<string, unknown> & { isExpired: boolean; keyDetails: string };
 
+
+/**
+ * An ExecutionResult as `GET /qrs/executionresult/full` and `GET /qrs/executionresult/{id}` answer
+ * it (QRS API reference, ExecutionResult entity; the order of the fields as a QRS answer has them).
+ */
+export type QrsExecutionResultFull = {
+  id: string;
+  createdDate: string;
+  modifiedDate: string;
+  modifiedByUserName: string;
+  executionID: string;
+  appID: string;
+  taskID: string;
+  executingNodeName: string;
+  status: number;
+  startTime: string;
+  stopTime: string;
+  duration: number;
+  fileReferenceID: string;
+  scriptLogAvailable: boolean;
+  details: { id: string; detailsType: number; message: string; detailCreatedDate: string; privileges: Privileges }[];
+  scriptLogLocation: string;
+  scriptLogSize: number;
+  privileges: Privileges;
+  schemaPath: 'ExecutionResult';
+};
+
+/** TaskExecutionStatus, by number. */
+export const EXECUTION_STATUS = [
+  'NeverStarted', 'Triggered', 'Started', 'Queued', 'AbortInitiated', 'Aborting', 'Aborted', 'FinishedSuccess',
+  'FinishedFail', 'Skipped', 'Retry', 'Error', 'Reset', 'DistributionQueue', 'DistributionRunning',
+] as const;
+
+/** The time a task that has not stopped reports as its stopTime. */
+export const QRS_NO_TIME = '1753-01-01T00:00:00.000Z';
+export const EMPTY_GUID = '00000000-0000-0000-0000-000000000000';
+
+/** One change subscription (`POST /qrs/notification`). */
+export interface NotificationSubscription {
+  handle: string;
+  name: string;
+  changeType: string;
+  filter: string | null;
+  url: string;
+}
+
+/** One callback the simulator made to a subscriber. */
+export interface CallbackDelivery {
+  url: string;
+  body: string;
+  status: number | null;
+  error: string | null;
+  at: number;
+}
+
 /** A stable, valid (version 4, RFC variant) GUID derived from a seed, so fixtures are reproducible. */
 export function guidFor(seed: string): string {
   const h = createHash('sha1').update(seed).digest('hex');
@@ -325,7 +380,7 @@ export function sampleTask(): QrsTaskFull {
 // GUIDs compare case-insensitively (QRS parses them); strings compare exactly.
 
 type FilterNode =
-  | { kind: 'cmp'; path: string[]; op: 'eq' | 'ne'; value: string | number | boolean | null }
+  | { kind: 'cmp'; path: string[]; op: 'eq' | 'ne' | 'gt' | 'ge' | 'lt' | 'le'; value: string | number | boolean | null }
   | { kind: 'and' | 'or'; left: FilterNode; right: FilterNode };
 
 export class FilterSyntaxError extends Error {}
@@ -384,7 +439,7 @@ export function parseFilter(text: string): FilterNode {
     }
     if (!/^[A-Za-z_][A-Za-z0-9_.]*$/.test(t)) throw new FilterSyntaxError(`bad property ${t}`);
     const op = next().toLowerCase();
-    if (op !== 'eq' && op !== 'ne') throw new FilterSyntaxError(`unsupported operator ${op}`);
+    if (op !== 'eq' && op !== 'ne' && op !== 'gt' && op !== 'ge' && op !== 'lt' && op !== 'le') throw new FilterSyntaxError(`unsupported operator ${op}`);
     return { kind: 'cmp', path: t.split('.'), op, value: literal(next()) };
   };
   const conj = (): FilterNode => {
@@ -427,8 +482,17 @@ export function matchesFilter(obj: unknown, node: FilterNode): boolean {
     case 'and': return matchesFilter(obj, node.left) && matchesFilter(obj, node.right);
     case 'or': return matchesFilter(obj, node.left) || matchesFilter(obj, node.right);
     case 'cmp': {
-      const hit = valuesAt(obj, node.path).some((v) => same(v, node.value));
-      return node.op === 'eq' ? hit : !hit;
+      if (node.op === 'eq' || node.op === 'ne') {
+        const hit = valuesAt(obj, node.path).some((v) => same(v, node.value));
+        return node.op === 'eq' ? hit : !hit;
+      }
+      // Ordering: numbers as numbers; strings (ISO 8601 dates in QRS's one format) as text.
+      const op = node.op;
+      const b = node.value;
+      return valuesAt(obj, node.path).some((a) => {
+        if (!((typeof a === 'number' && typeof b === 'number') || (typeof a === 'string' && typeof b === 'string'))) return false;
+        return op === 'gt' ? a > b : op === 'ge' ? a >= b : op === 'lt' ? a < b : a <= b;
+      });
     }
   }
 }
@@ -661,6 +725,15 @@ export class QrsSimulator extends HttpsSimulatorCore {
   license: QrsLicense | null = null;
   /** Task ids from successful `POST /qrs/task/<id>/start` calls, as they appeared in the path. */
   readonly startedTasks: string[] = [];
+  readonly executionResults = new Map<string, QrsExecutionResultFull>();
+  readonly notifications = new Map<string, NotificationSubscription>();
+  /** Every callback made to a subscriber, in order. */
+  readonly callbacks: CallbackDelivery[] = [];
+  /** false: changes are made without calling any subscriber (a lost callback). */
+  callbacksOn = true;
+  private lastModified = 0;
+  private executionCounter = 0;
+  private readonly pendingCallbacks = new Set<Promise<void>>();
 
   private constructor(pki: TestPki) {
     super({ cert: pki.serverCert, key: pki.serverKey, clientCa: pki.caCert });
@@ -723,6 +796,148 @@ export class QrsSimulator extends HttpsSimulatorCore {
     return this.license;
   }
 
+  /**
+   * The scenario driver: one execution of a task, from Triggered through Started to `finalStatus`
+   * (a TaskExecutionStatus number or name), each step a change of the ExecutionResult (a newer
+   * modifiedDate) announced to every subscriber of ExecutionResult updates. Resolves when the
+   * callbacks were answered (or failed).
+   */
+  async runExecution(taskId: string, finalStatus: number | (typeof EXECUTION_STATUS)[number], options: { node?: string; message?: string; steps?: boolean; executionId?: string } = {}): Promise<QrsExecutionResultFull> {
+    const status = typeof finalStatus === 'number' ? finalStatus : EXECUTION_STATUS.indexOf(finalStatus);
+    const task = this.tasks.get(taskId.toLowerCase());
+    this.executionCounter += 1;
+    const seed = `${taskId}:${this.executionCounter}:${Date.now()}`;
+    const start = this.nextModified();
+    const result: QrsExecutionResultFull = {
+      id: guidFor(`executionresult:${seed}`),
+      createdDate: start,
+      modifiedDate: start,
+      modifiedByUserName: 'INTERNAL\\sa_scheduler',
+      executionID: options.executionId ?? guidFor(`executionsession:${seed}`),
+      // External program and user sync tasks have no app: the empty GUID.
+      appID: task?.app?.id ?? EMPTY_GUID,
+      taskID: task?.id ?? taskId,
+      executingNodeName: options.node ?? 'sense-sched-1.corp.example',
+      status: 1,
+      startTime: QRS_NO_TIME,
+      stopTime: QRS_NO_TIME,
+      duration: 0,
+      fileReferenceID: EMPTY_GUID,
+      scriptLogAvailable: false,
+      details: [{ id: guidFor(`detail:${seed}:1`), detailsType: 2, message: 'Changing task state from NeverStarted to Triggered', detailCreatedDate: start, privileges: null }],
+      scriptLogLocation: '',
+      scriptLogSize: 0,
+      privileges: null,
+      schemaPath: 'ExecutionResult',
+    };
+    this.executionResults.set(result.id.toLowerCase(), result);
+    if (options.steps !== false) {
+      await this.announce(result, ['status']);
+      this.changeExecution(result.id, 2);
+      await this.announce(result, ['status', 'startTime']);
+    } else {
+      result.status = 2;
+      result.startTime = start;
+    }
+    this.changeExecution(result.id, status, options.message);
+    await this.announce(result, ['status', 'stopTime', 'duration']);
+    return result;
+  }
+
+  /** Moves an ExecutionResult to another status (a newer modifiedDate), without any callback. */
+  changeExecution(id: string, status: number, message?: string): QrsExecutionResultFull {
+    const result = this.executionResults.get(id.toLowerCase());
+    if (!result) throw new Error(`no execution result ${id}`);
+    const now = this.nextModified();
+    const before = EXECUTION_STATUS[result.status] ?? String(result.status);
+    result.status = status;
+    result.modifiedDate = now;
+    if (status === 2) result.startTime = now;
+    if (result.startTime === QRS_NO_TIME) result.startTime = result.createdDate;
+    if ([6, 7, 8, 9, 11, 12].includes(status)) {
+      result.stopTime = now;
+      result.duration = Date.parse(now) - Date.parse(result.startTime);
+      if (result.appID !== EMPTY_GUID) {
+        result.fileReferenceID = guidFor(`scriptlog:${result.id}`);
+        result.scriptLogAvailable = true;
+        result.scriptLogLocation = `${result.executingNodeName}\\Script\\${result.taskID}.${result.id}.log`;
+        result.scriptLogSize = 4711;
+      }
+    }
+    result.details.push({
+      id: guidFor(`detail:${result.id}:${result.details.length + 1}`),
+      detailsType: status === 8 || status === 11 ? 3 : 2,
+      message: message ?? `Changing task state from ${before} to ${EXECUTION_STATUS[status] ?? status}`,
+      detailCreatedDate: now,
+      privileges: null,
+    });
+    const task = this.tasks.get(result.taskID.toLowerCase());
+    if (task) {
+      const { createdDate: _c, modifiedDate: _m, modifiedByUserName: _u, executionID: _e, appID: _a, taskID: _t, schemaPath: _s, ...condensed } = result;
+      task.operational.lastExecutionResult = { ...condensed, details: condensed.details.map((d) => ({ ...d })) };
+    }
+    return result;
+  }
+
+  /**
+   * Calls every subscriber of ExecutionResult updates for this result, as QRS does: a POST of a JSON
+   * array of changes to the registered URL. The reference names the callback body only as a list of
+   * change objects; the members here are those clients in the field read (objectType, objectID) and
+   * changeType / changedProperties, nothing more.
+   */
+  async announce(result: QrsExecutionResultFull, changedProperties: string[]): Promise<void> {
+    if (!this.callbacksOn) return;
+    const body = JSON.stringify([{ objectType: 'ExecutionResult', objectID: result.id, changeType: 2, changedProperties }]);
+    const calls = [...this.notifications.values()]
+      .filter((n) => n.name.toLowerCase() === 'executionresult' && (n.changeType === '2' || n.changeType.toLowerCase() === 'update') && (n.filter === null || matchesFilter(result, parseFilter(n.filter))))
+      .map((n) => this.callback(n.url, body));
+    await Promise.all(calls);
+  }
+
+  /** Posts a callback body to a URL (e.g. a forged one in a test) and records the outcome. */
+  async callback(url: string, body: string): Promise<CallbackDelivery> {
+    const delivery: CallbackDelivery = { url, body, status: null, error: null, at: Date.now() };
+    this.callbacks.push(delivery);
+    const run = (async () => {
+      try {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000) });
+        await res.arrayBuffer();
+        delivery.status = res.status;
+      } catch (err) {
+        delivery.error = (err as Error).message;
+      }
+    })();
+    this.pendingCallbacks.add(run);
+    await run;
+    this.pendingCallbacks.delete(run);
+    return delivery;
+  }
+
+  /** A modifiedDate later than every one given before (QRS's format, millisecond precision). */
+  private nextModified(): string {
+    this.lastModified = Math.max(Date.now(), this.lastModified + 1);
+    return new Date(this.lastModified).toISOString();
+  }
+
+  /** `orderBy` (one property, optional `desc`), `skip`, `take`, as every QRS collection takes them. */
+  private page<T extends Record<string, unknown>>(items: T[], query: Record<string, string>): T[] {
+    let out = items;
+    const orderBy = query['orderBy'] ?? query['orderby'];
+    if (orderBy) {
+      const [key, dir] = orderBy.trim().split(/\s+/);
+      const sign = dir?.toLowerCase() === 'desc' ? -1 : 1;
+      // Ties keep a stable order by id.
+      out = [...out].sort((a, b) => {
+        const x = a[key!] as string | number;
+        const y = b[key!] as string | number;
+        return x < y ? -sign : x > y ? sign : String(a['id']) < String(b['id']) ? -1 : 1;
+      });
+    }
+    const skip = Number(query['skip'] ?? 0);
+    const take = query['take'] === undefined ? Infinity : Number(query['take']);
+    return out.slice(skip, skip + take);
+  }
+
   protected handle(req: RecordedRequest, res: ServerResponse): void {
     // A real QRS refuses a request whose xrfkey is missing, malformed or differs from the header.
     const xrfQuery = req.query['xrfkey'];
@@ -758,8 +973,38 @@ export class QrsSimulator extends HttpsSimulatorCore {
         case '/qrs/app': return this.send(res, 200, pick(this.apps.values()).map((a) => ({ id: a.id, name: a.name, appId: a.appId, publishTime: a.publishTime, published: a.published, stream: a.stream, savedInProductVersion: a.savedInProductVersion, migrationHash: a.migrationHash, availabilityStatus: a.availabilityStatus, privileges: null })));
         case '/qrs/app/full': return this.send(res, 200, pick(this.apps.values()));
         case '/qrs/license': return this.license ? this.send(res, 200, this.license) : this.send(res, 404);
+        case '/qrs/externalprogramtask': return this.send(res, 200, pick([...this.tasks.values()].filter((t) => t.taskType === 1)).map(condensedTask));
+        case '/qrs/externalprogramtask/full': return this.send(res, 200, pick([...this.tasks.values()].filter((t) => t.taskType === 1)));
+        case '/qrs/usersynctask': return this.send(res, 200, pick([...this.tasks.values()].filter((t) => t.taskType === 2)).map(condensedTask));
+        case '/qrs/usersynctask/full': return this.send(res, 200, pick([...this.tasks.values()].filter((t) => t.taskType === 2)));
+        case '/qrs/executionresult/full': return this.send(res, 200, this.page(pick(this.executionResults.values()), req.query));
+        case '/qrs/executionresult/count': return this.send(res, 200, { value: pick(this.executionResults.values()).length });
         case '/qrs/about': return this.send(res, 200, { buildVersion: '14.187.4.0', buildDate: '9/20/2013 10:09:00 AM', databaseProvider: 'Devart.Data.PostgreSql', nodeType: 1, sharedPersistence: true, requiresBootstrap: false, singleNodeOnly: false, schemaPath: 'About' });
       }
+    }
+    const executionResult = /^\/qrs\/executionresult\/([^/]+)$/i.exec(req.path);
+    if (req.method === 'GET' && executionResult && executionResult[1] !== 'full' && executionResult[1] !== 'count') {
+      const found = this.executionResults.get(decodeURIComponent(executionResult[1]!).toLowerCase());
+      return found ? this.send(res, 200, found) : this.send(res, 404);
+    }
+    if (path === '/qrs/notification' && req.method === 'POST') {
+      // The body is the URL to call, as a JSON string.
+      let url: unknown;
+      try {
+        url = JSON.parse(req.body);
+      } catch {
+        url = undefined;
+      }
+      const name = req.query['name'];
+      if (typeof url !== 'string' || !/^https?:\/\//.test(url) || !name) return this.send(res, 400, 'Bad request', 'text/plain; charset=utf-8');
+      const handle = guidFor(`notification:${this.notifications.size}:${Date.now()}:${Math.random()}`);
+      this.notifications.set(handle, { handle, name, changeType: req.query['changetype'] ?? 'Undefined', filter: req.query['filter'] ?? null, url });
+      // QRS wraps a single value as {"value": …}; the reference says only "GUID".
+      return this.send(res, 201, { value: handle });
+    }
+    if (path === '/qrs/notification' && req.method === 'DELETE') {
+      const handle = req.query['handle'] ?? '';
+      return this.notifications.delete(handle) ? this.send(res, 204) : this.send(res, 404);
     }
     const start = /^\/qrs\/task\/([^/]+)\/start$/.exec(req.path);
     if (req.method === 'POST' && start) {
