@@ -6,6 +6,7 @@ import { registerCheckConfig } from './cli/check-config.ts';
 import { registerAppenderXml } from './cli/appender-xml.ts';
 import { registerSendTestEvent } from './cli/send-test-event.ts';
 import { registerInbox } from './cli/inbox.ts';
+import { registerCloudWebhook } from './cli/cloud-webhook.ts';
 
 
 const program = new Command('butler-mqtt')
@@ -16,5 +17,6 @@ registerCheckConfig(program);
 registerAppenderXml(program);
 registerSendTestEvent(program);
 registerInbox(program);
+registerCloudWebhook(program);
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,6 @@
 // `butler-mqtt check-config`: validates the file and prints the effective MQTT-related settings,
 // secrets masked. Exit 0 when valid, 2 when not.
+import { cloudTenants } from '../cloud/tenants.ts';
 import type { Command } from 'commander';
 import { loadConfigOrExit } from './config-file.ts';
 import { mainConnectionOptions, deliveryQos } from '../app.ts';
@@ -56,6 +57,7 @@ export function effectiveSettings(config: LoadedConfig): Record<string, unknown>
     licenseMonitor: b.qlikSenseLicense.serverLicenseMonitor.enable ? b.qlikSenseLicense.serverLicenseMonitor.frequency : false,
     serviceMonitor: b.serviceMonitor.enable ? b.serviceMonitor.frequency : false,
     qlikCloud: b.qlikSenseCloud.enable ? { tenantUrl: b.qlikSenseCloud.event.mqtt.tenant.tenantUrl, token: mask(b.qlikSenseCloud.event.mqtt.tenant.auth.jwt.token) } : false,
+    qlikCloudTenants: cloudTenants(b).map((t) => ({ name: t.name, url: t.url, webhook: t.webhook, poller: t.poller, apiKey: mask(t.apiKey), webhookSecret: mask(t.webhookSecret) })),
   };
 }
 

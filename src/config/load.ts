@@ -386,9 +386,13 @@ function resolvePaths(b: ButlerConfig, dir: string): void {
 }
 
 function collectSecrets(b: ButlerConfig): string[] {
-  return [b.mqttConfig.password, b.mqttConfig.qlikSenseCloud.event.mqttForward.broker.password, b.restServerConfig.apiToken, b.qlikSenseCloud.event.mqtt.tenant.auth.jwt.token].filter(
-    (s) => s.length > 0,
-  );
+  return [
+    b.mqttConfig.password,
+    b.mqttConfig.qlikSenseCloud.event.mqttForward.broker.password,
+    b.restServerConfig.apiToken,
+    b.qlikSenseCloud.event.mqtt.tenant.auth.jwt.token,
+    ...b.qlikSenseCloud.tenants.flatMap((t) => [t.apiKey, t.webhookSecret]),
+  ].filter((s) => s.length > 0);
 }
 
 /** For the YAML document API users (docs generator). */
