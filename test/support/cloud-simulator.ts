@@ -296,6 +296,31 @@ export class CloudSimulator extends HttpsSimulatorCore {
     return results;
   }
 
+  /** A webhook as if created in the console. */
+  addWebhook(spec: { url: string; secret?: string; eventTypes?: string[]; name?: string }): SimWebhook {
+    const now = new Date().toISOString();
+    const w: SimWebhook = {
+      id: randomUUID(),
+      name: spec.name ?? 'bridge',
+      description: '',
+      url: spec.url,
+      eventTypes: spec.eventTypes ?? ['com.qlik.v1.reload.finished'],
+      level: 'tenant',
+      enabled: true,
+      secret: spec.secret ?? '',
+      headers: {},
+      checkCertificateRevocation: false,
+      origin: 'management-console',
+      createdAt: now,
+      updatedAt: now,
+      createdByUserId: CLOUD_USER_ID,
+      ownerId: CLOUD_USER_ID,
+      disabledReason: '',
+    };
+    this.webhooks.set(w.id, w);
+    return w;
+  }
+
   private async deliver(w: SimWebhook, eventId: string, body: string): Promise<number> {
     const signature = w.secret ? qlikSignature(body, w.secret) : '';
     let status = 0;
