@@ -40,6 +40,48 @@ export function cloudReloadDedupKey(tenantId: string, reloadId: string): string 
 }
 
 const SEEN_PREFIX = 'cloud-reload-seen:';
+
+interface Seen {
+  at: number;
+  /** The failure alerts went out (by any intake). */
+  alerted: boolean;
+  /** The reload and state topics went out (direct intakes only). */
+  published: boolean;
+}
+
+function seenKeyOf(tenantId: string, reloadId: string): string {
+  return `${SEEN_PREFIX}${tenantId}:${reloadId}`;
+}
+
+function parseSeen(value: string | undefined): Seen | null {
+  if (value === undefined) return null;
+  try {
+    const v = JSON.parse(value) as Partial<Seen>;
+    return { at: Number(v.at) || 0, alerted: v.alerted === true, published: v.published === true };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * For the MQTT-forward intake: a completion step that commits its failure alerts only if no intake has
+ * alerted this reload yet, and records that they went out. Without a reload id the alerts go out as
+ * they are (nothing to match them by).
+ */
+export function alertOncePerReload(tenantId: string, reloadId: string, alerts: OutgoingMessage[], logger: Logger): CompletionStep {
+  return (db) => {
+    if (reloadId === '') return { messages: alerts };
+    const kv = new KeyValueTable(db);
+    const key = seenKeyOf(tenantId, reloadId);
+    const seen = parseSeen(kv.get(key));
+    if (seen?.alerted) {
+      logger.info({ reloadId }, `Qlik Cloud reload ${reloadId} was already alerted; the forwarded event publishes nothing`);
+      return {};
+    }
+    kv.put(key, JSON.stringify({ at: Date.now(), alerted: true, published: seen?.published ?? false }));
+    return { messages: alerts };
+  };
+}
 const STATE_PREFIX = 'cloud-app-state:';
 
 /** Parses webhook bodies and reloads API records; `tenantIds` maps tenant name → configured id ('' = any). */
@@ -177,15 +219,19 @@ export class CloudDirectHandler {
         kv = new KeyValueTable(db);
         this.kvByDb.set(db, kv);
       }
+      let alertsNow = alerts;
       if (r.reloadId !== '') {
-        const seenKey = `${SEEN_PREFIX}${r.tenantId}:${r.reloadId}`;
-        if (kv.get(seenKey) !== undefined) {
+        const seenKey = seenKeyOf(r.tenantId, r.reloadId);
+        const seen = parseSeen(kv.get(seenKey));
+        if (seen?.published) {
           this.deps.logger.info({ tenant: ev.tenant, reloadId: r.reloadId, intake: ev.intake }, `Qlik Cloud reload ${r.reloadId} of app ${r.appId} was already reported; nothing published again`);
           return {};
         }
-        kv.put(seenKey, String(Date.now()));
+        // Alerted already by the MQTT-forward intake: the reload and state topics still follow, the alerts not again.
+        if (seen?.alerted) alertsNow = [];
+        kv.put(seenKey, JSON.stringify({ at: Date.now(), alerted: true, published: true }));
       }
-      const messages: OutgoingMessage[] = [...alerts, { topic: reloadTopic(root, ev.tenant, r.appId), payload: reloadPayload(ev, appName), kind: KIND_CLOUD_RELOAD }];
+      const messages: OutgoingMessage[] = [...alertsNow, { topic: reloadTopic(root, ev.tenant, r.appId), payload: reloadPayload(ev, appName), kind: KIND_CLOUD_RELOAD }];
       const stateKey = `${STATE_PREFIX}${ev.tenant}:${r.appId}`;
       const stored = kv.get(stateKey);
       const previous = stored === undefined ? null : (JSON.parse(stored) as AppState);
@@ -203,7 +249,7 @@ export class CloudDirectHandler {
     const kv = new KeyValueTable(db);
     let removed = 0;
     for (const e of kv.entries(SEEN_PREFIX)) {
-      if (now - Number(e.value) > maxAgeMs) {
+      if (now - (parseSeen(e.value)?.at ?? 0) > maxAgeMs) {
         kv.delete(e.key);
         removed += 1;
       }
