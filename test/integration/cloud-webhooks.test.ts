@@ -39,6 +39,7 @@ function butler(): Json {
     logLevel: 'debug',
     mqttConfig: { clientId: 'bridge-cloudwh', delivery: { outboxFile: 'cloudwh/outbox.sqlite' } },
     restServerConfig: { enable: true, serverHost: '127.0.0.1', serverPort: httpPort },
+    restServerEndpointsEnable: { mqttPublishMessage: true },
     qlikSenseCloud: {
       tenants: [
         { name: 'acme', url: acme.url, tenantId: CLOUD_TENANT_ID, apiKey: ACME_TOKEN, caFile: pki.caCert, webhookSecret: ACME_SECRET, webhook: true, poller: false },
@@ -217,6 +218,10 @@ test('two tenants at once: each delivery verified with its own secret, published
   // Signed with acme's secret but about globex: acme's tenant id is configured, so it is ignored (202).
   const other = await post('acme', body, { 'qlik-signature': qlikSignature(body, ACME_SECRET) });
   assert.deepEqual([other.status, other.body['status'], other.body['reason']], [202, 'ignored', 'other_tenant']);
+  // The raw-body parser is the webhook route's own: the publish endpoint still parses JSON.
+  const put = await fetch(`http://127.0.0.1:${httpPort}/v4/mqttpublishmessage`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: 'qlikcloud/test/publish', message: 'still JSON' }) });
+  assert.equal(put.status, 201);
+  await sub.waitForCount(1, 10_000, 'qlikcloud/test/publish');
 });
 
 test('bridge down for ten reloads: after the restart the poller delivers all ten, oldest first, once; a late webhook delivery of one of them publishes nothing', async () => {
