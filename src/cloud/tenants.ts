@@ -36,16 +36,3 @@ export function cloudTenants(b: ButlerConfig): CloudTenantConfig[] {
     enrich: t.enrich,
   }));
 }
-
-/** Problems that make a tenant list unusable (checked at start): duplicate names, a poller without URL or key. */
-export function cloudTenantProblems(tenants: CloudTenantConfig[]): string[] {
-  const problems: string[] = [];
-  const seen = new Set<string>();
-  for (const t of tenants) {
-    if (seen.has(t.name)) problems.push(`Butler.qlikSenseCloud.tenants: the name "${t.name}" is used twice`);
-    seen.add(t.name);
-    if (t.poller && (!t.url || !t.apiKey)) problems.push(`Butler.qlikSenseCloud.tenants "${t.name}": the poller needs url and apiKey`);
-    if (t.webhookSecret && (t.webhookSecret.length < 32 || t.webhookSecret.length > 64)) problems.push(`Butler.qlikSenseCloud.tenants "${t.name}": webhookSecret must be 32-64 characters (Qlik Cloud's rule), it has ${t.webhookSecret.length}`);
-  }
-  return problems;
-}

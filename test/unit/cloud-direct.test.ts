@@ -8,6 +8,8 @@ import { verifySignature, signBody } from '../../src/cloud/webhook-signature.ts'
 import { isoDurationMs, parseReloadFinishedEvent, parseReloadRecord, parseCloudEvent } from '../../src/cloud/cloud-event.ts';
 import { nextAppState } from '../../src/alerts/cloud-reload-events.ts';
 import { webhookTarget, withWebhookSecret } from '../../src/cli/cloud-webhook.ts';
+import { ConfigError, parseConfigText } from '../../src/config/load.ts';
+import { cloudTenants } from '../../src/cloud/tenants.ts';
 
 const SECRET = 'k'.repeat(40);
 const BODY = Buffer.from('{"specversion":"1.0","id":"e1"}');
@@ -120,5 +122,36 @@ describe('webhook CLI helpers', () => {
       ['# Butler config', 'Butler:', '  qlikSenseCloud:', '    tenants:', '      # production', '      - name: acme # the main tenant', '        url: https://acme.eu.qlikcloud.com', '      - name: globex', `        webhookSecret: ${'S'.repeat(64)}`, ''].join('\n'),
     );
     assert.throws(() => withWebhookSecret(text, 'initech', 'x'), /no entry with name "initech"/);
+  });
+});
+
+describe('tenants in the config', () => {
+  it('every problem at once: a name used twice, a poller without URL or key, a secret Qlik Cloud would refuse', () => {
+    const text = ['Butler:', '  qlikSenseCloud:', '    tenants:', '      - name: acme', '        webhookSecret: short', '      - name: acme', '        webhook: false', ''].join('\n');
+    assert.throws(
+      () => parseConfigText(text, 'butler.yaml'),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.deepEqual(err.issues.map((i) => i.path), [
+          'Butler.qlikSenseCloud.tenants.0.url',
+          'Butler.qlikSenseCloud.tenants.0.apiKey',
+          'Butler.qlikSenseCloud.tenants.0.webhookSecret',
+          'Butler.qlikSenseCloud.tenants.1.name',
+          'Butler.qlikSenseCloud.tenants.1.url',
+          'Butler.qlikSenseCloud.tenants.1.apiKey',
+        ]);
+        return true;
+      },
+    );
+  });
+  it('the first tenant takes url, key and id from the single-tenant keys; secrets are masked', () => {
+    const text = ['Butler:', '  qlikSenseCloud:', '    event:', '      mqtt:', '        tenant:', '          id: T1', '          tenantUrl: https://acme.eu.qlikcloud.com', '          auth:', '            jwt:', '              token: legacy-api-key', '    tenants:', '      - name: acme', `        webhookSecret: ${'s'.repeat(40)}`, '      - name: globex', '        url: https://globex.us.qlikcloud.com', '        apiKey: globex-api-key', ''].join('\n');
+    const config = parseConfigText(text, 'butler.yaml');
+    const tenants = cloudTenants(config.butler);
+    assert.deepEqual(tenants.map((t) => [t.name, t.url, t.tenantId, t.apiKey, t.webhook, t.poller, t.pollIntervalSeconds]), [
+      ['acme', 'https://acme.eu.qlikcloud.com', 'T1', 'legacy-api-key', true, true, 60],
+      ['globex', 'https://globex.us.qlikcloud.com', '', 'globex-api-key', true, true, 60],
+    ]);
+    assert.ok(config.secrets.includes('s'.repeat(40)) && config.secrets.includes('globex-api-key'));
   });
 });
