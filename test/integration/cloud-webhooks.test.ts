@@ -218,6 +218,11 @@ test('two tenants at once: each delivery verified with its own secret, published
   // Signed with acme's secret but about globex: acme's tenant id is configured, so it is ignored (202).
   const other = await post('acme', body, { 'qlik-signature': qlikSignature(body, ACME_SECRET) });
   assert.deepEqual([other.status, other.body['status'], other.body['reason']], [202, 'ignored', 'other_tenant']);
+  // No such tenant: 404. A body over qlikSenseCloud.webhookBodyLimitBytes (256 KiB): 413, before any check.
+  const unknown = await post('initech', body, { 'qlik-signature': qlikSignature(body, ACME_SECRET) });
+  assert.deepEqual([unknown.status, unknown.body['code']], [404, 'BUTLER_MQTT_UNKNOWN_TENANT']);
+  const huge = JSON.stringify({ ...g, data: { pad: 'x'.repeat(262_144) } });
+  assert.equal((await post('acme', huge, { 'qlik-signature': qlikSignature(huge, ACME_SECRET) })).status, 413);
   // The raw-body parser is the webhook route's own: the publish endpoint still parses JSON.
   const put = await fetch(`http://127.0.0.1:${httpPort}/v4/mqttpublishmessage`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ topic: 'qlikcloud/test/publish', message: 'still JSON' }) });
   assert.equal(put.status, 201);
