@@ -326,7 +326,8 @@ export function parseReloadFinishedEvent(payload: Buffer | string, tenantId: str
   if (status === undefined && typeof own(data, 'succeeded') === 'boolean') status = own(data, 'succeeded') ? 'SUCCEEDED' : 'FAILED';
   if (status === undefined) return fail('missing_field', `event ${quote(eventId)} has no data.status`);
   const eventTime = firstString(own(ev, 'time'), own(ev, 'eventTime')) ?? '';
-  const reloadId = firstString(own(data, 'reloadId'), eventType === RELOAD_FINISHED ? own(data, 'id') : undefined, own(data, 'id')) ?? '';
+  // com.qlik.v1.reload.finished: data.id is the reload id; the older event names it data.reloadId.
+  const reloadId = firstString(own(data, 'reloadId'), own(data, 'id')) ?? '';
   const normalised = normaliseReloadStatus(status);
   const startTime = firstString(own(data, 'startTime')) ?? '';
   const stopTime = firstString(own(data, 'endTime'), own(data, 'stopTime')) ?? eventTime;

@@ -23,7 +23,7 @@ export interface CloudWebhookRouteOptions extends Record<string, unknown> {
 }
 
 /** Invalid inputs that are still a correctly signed delivery of the tenant: answered 202 so Qlik Cloud does not retry them. */
-const IGNORED = new Set(['other_event_type', 'other_tenant', 'not_failed']);
+const IGNORED = new Set(['other_event_type', 'other_tenant']);
 
 export const cloudWebhookRoutes: FastifyPluginAsync<CloudWebhookRouteOptions> = async (scope, o) => {
   // Raw bytes for every content type, in this plugin only (Fastify content-type parsers are encapsulated).
