@@ -27,6 +27,7 @@ import { taskStartCommands } from './features/task-start-commands.ts';
 import { licenseMonitor, serviceMonitor } from './features/monitors.ts';
 import { taskAlerts } from './features/task-alerts.ts';
 import { cloudForward } from './features/cloud-forward.ts';
+import { cloudWebhooks } from './features/cloud-webhooks.ts';
 import { userEvents } from './features/user-events.ts';
 import { bridgeTopics, homeAssistantDiscovery } from './features/bridge-topics.ts';
 import { qrsNotifications } from './features/qrs-notifications.ts';
@@ -101,7 +102,7 @@ function availabilitySettings(b: ButlerConfig): { topic: string; online: string;
 }
 
 /** The features, in the order their parts start (they stop in reverse, before the broker connection). */
-const FEATURES: readonly Feature[] = [operations, restPublish, taskStartCommands, licenseMonitor, serviceMonitor, taskAlerts, cloudForward, userEvents, qrsNotifications, bridgeTopics, homeAssistantDiscovery];
+const FEATURES: readonly Feature[] = [operations, restPublish, taskStartCommands, licenseMonitor, serviceMonitor, taskAlerts, cloudForward, cloudWebhooks, userEvents, qrsNotifications, bridgeTopics, homeAssistantDiscovery];
 
 /**
  * Start order: the store and the embedded broker, then every feature's parts (listeners bind, lanes

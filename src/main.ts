@@ -8,6 +8,7 @@ import { registerSendTestEvent } from './cli/send-test-event.ts';
 import { registerInbox } from './cli/inbox.ts';
 import { registerOutbox } from './cli/outbox.ts';
 import { registerWatch } from './cli/watch.ts';
+import { registerCloudWebhook } from './cli/cloud-webhook.ts';
 
 
 const program = new Command('butler-mqtt')
@@ -20,5 +21,6 @@ registerSendTestEvent(program);
 registerInbox(program);
 registerOutbox(program);
 registerWatch(program);
+registerCloudWebhook(program);
 
 await program.parseAsync(process.argv);

@@ -1,6 +1,7 @@
 // `butler-mqtt check-config`: validates the file, checks the files it names on this machine and prints
 // the effective MQTT-related settings, secrets masked. Exit 0 when valid, 2 when not; with --connect,
 // also tries the broker, QRS and Qlik Cloud (exit 1 when one of them fails).
+import { cloudTenants } from '../cloud/tenants.ts';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import type { IClientOptions } from 'mqtt';
@@ -62,6 +63,7 @@ export function effectiveSettings(config: LoadedConfig): Record<string, unknown>
     licenseMonitor: b.qlikSenseLicense.serverLicenseMonitor.enable ? b.qlikSenseLicense.serverLicenseMonitor.frequency : false,
     serviceMonitor: b.serviceMonitor.enable ? b.serviceMonitor.frequency : false,
     qlikCloud: b.qlikSenseCloud.enable ? { tenantUrl: b.qlikSenseCloud.event.mqtt.tenant.tenantUrl, token: mask(b.qlikSenseCloud.event.mqtt.tenant.auth.jwt.token) } : false,
+    qlikCloudTenants: cloudTenants(b).map((t) => ({ name: t.name, url: t.url, webhook: t.webhook, poller: t.poller, apiKey: mask(t.apiKey), webhookSecret: mask(t.webhookSecret) })),
   };
 }
 

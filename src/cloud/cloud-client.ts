@@ -126,6 +126,51 @@ export class CloudClient {
     }
   }
 
+  /**
+   * One page of `GET /api/v1/reloads` (tenant admins see every app's reloads): `first` is the query of
+   * the first page (e.g. `limit=100&log=false`), or a `links.next.href` from the page before (same
+   * origin only: the API key goes nowhere else). Returns the records and the next link ('' at the end).
+   */
+  async reloadsPage(first: { query: string } | { next: string }): Promise<CloudResult<{ data: Record<string, unknown>[]; next: string }>> {
+    let target: string;
+    if ('query' in first) target = `${this.basePath}/api/v1/reloads${first.query ? `?${first.query}` : ''}`;
+    else {
+      let next: URL;
+      try {
+        next = new URL(first.next, this.http.origin);
+      } catch {
+        return this.http.parseFailure(this.request('GET', '/api/v1/reloads', 'reloads_list'), 'links.next.href is not a URL');
+      }
+      if (next.origin !== this.http.origin) return this.http.parseFailure(this.request('GET', '/api/v1/reloads', 'reloads_list'), `links.next.href leads to another origin (${next.origin})`);
+      target = next.pathname + next.search;
+    }
+    const req = this.request('GET', target, 'reloads_list', { full: true });
+    const result = await this.http.jsonObject(req);
+    if (!result.ok) return result;
+    const data = result.value['data'];
+    if (!Array.isArray(data) || !data.every((v) => v !== null && typeof v === 'object' && !Array.isArray(v))) {
+      return this.http.parseFailure(req, 'expected "data" to be an array of objects');
+    }
+    const href = (result.value['links'] as { next?: { href?: unknown } } | undefined)?.next?.href;
+    return { ok: true, value: { data: data as Record<string, unknown>[], next: typeof href === 'string' ? href : '' } };
+  }
+
+  /** `GET /api/v1/webhooks`, every page. */
+  listWebhooks(): Promise<CloudResult<Record<string, unknown>[]>> {
+    return this.listAll('/api/v1/webhooks?limit=100', 'webhooks');
+  }
+
+  /** `POST /api/v1/webhooks` with `{ name, description, url, eventTypes, secret, enabled, level, … }`; answers the webhook (without the secret). */
+  createWebhook(body: Record<string, unknown>): Promise<CloudResult<Record<string, unknown>>> {
+    return this.http.jsonObject(this.request('POST', '/api/v1/webhooks', 'webhooks', { body: JSON.stringify(body), contentType: 'application/json' }));
+  }
+
+  /** `DELETE /api/v1/webhooks/{id}` (204). */
+  async deleteWebhook(id: string): Promise<CloudResult<void>> {
+    const answer = await this.http.send(this.request('DELETE', `/api/v1/webhooks/${encodeURIComponent(id)}`, 'webhooks'));
+    return answer.ok ? { ok: true, value: undefined } : answer;
+  }
+
   health(): CloudHealth {
     return this.http.health();
   }
@@ -137,12 +182,12 @@ export class CloudClient {
   // -------------------------------------------------------------------------------------------------
 
   /** The engine request for a Qlik Cloud call: the tenant's path prefix, the API key, JSON unless said otherwise. */
-  private request(method: HttpMethod, path: string, endpoint: string, extra: { accept?: string; body?: string; full?: boolean } = {}): UpstreamRequest {
+  private request(method: HttpMethod, path: string, endpoint: string, extra: { accept?: string; body?: string; full?: boolean; contentType?: string } = {}): UpstreamRequest {
     return {
       method,
       path: extra.full ? path : this.basePath + path,
       endpoint,
-      headers: { authorization: this.authorization, accept: extra.accept ?? 'application/json' },
+      headers: { authorization: this.authorization, accept: extra.accept ?? 'application/json', ...(extra.contentType ? { 'content-type': extra.contentType } : {}) },
       body: extra.body,
     };
   }

@@ -426,6 +426,20 @@ function checkSemantics(b: ButlerConfig, dir: string): ConfigIssue[] {
   if (m.enable && m.qlikSenseCloud.event.mqttForward.enable && !b.qlikSenseCloud.event.mqtt.tenant.id) {
     add('qlikSenseCloud.event.mqtt.tenant.id', 'expected the tenant id whose events are forwarded, got an empty value');
   }
+  // Direct Qlik Cloud tenants; the first one takes what it leaves empty from the single-tenant keys.
+  const legacy = b.qlikSenseCloud.event.mqtt.tenant;
+  const names = new Set<string>();
+  b.qlikSenseCloud.tenants.forEach((t, i) => {
+    const at = `qlikSenseCloud.tenants.${i}`;
+    if (names.has(t.name)) add(`${at}.name`, `expected a name of its own, but "${t.name}" is used by an earlier tenant`);
+    names.add(t.name);
+    const url = t.url || (i === 0 ? legacy.tenantUrl : '');
+    const key = t.apiKey || (i === 0 ? legacy.auth.jwt.token : '');
+    if (t.poller && !url) add(`${at}.url`, 'expected the tenant URL (the poller reads its reloads API), got an empty value');
+    if (t.poller && !key) add(`${at}.apiKey`, 'expected an API key (the poller reads the reloads API), got an empty value');
+    if (t.webhookSecret && (t.webhookSecret.length < 32 || t.webhookSecret.length > 64)) add(`${at}.webhookSecret`, `expected 32-64 characters (Qlik Cloud's rule for webhook secrets), got ${t.webhookSecret.length}`);
+    if (t.caFile) optionalFile(`${at}.caFile`, t.caFile, 'CA certificate file');
+  });
   return issues;
 }
 
@@ -450,6 +464,7 @@ function resolvePaths(b: ButlerConfig, dir: string): void {
   // A program name is looked up on PATH; only a path is resolved like the other files.
   if (/[\\/]/.test(b.serviceMonitor.scCommand)) b.serviceMonitor.scCommand = r(b.serviceMonitor.scCommand);
   b.qlikSenseCloud.event.mqtt.tenant.caFile = r(b.qlikSenseCloud.event.mqtt.tenant.caFile);
+  for (const t of b.qlikSenseCloud.tenants) t.caFile = r(t.caFile);
 }
 
 function collectSecrets(b: ButlerConfig): string[] {
@@ -457,7 +472,7 @@ function collectSecrets(b: ButlerConfig): string[] {
   const fwd = m.qlikSenseCloud.event.mqttForward.broker;
   // A `user:password` pair too, so that its base64 form (a Basic credential) is masked whole.
   const pair = (user: string, password: string) => (user && password ? `${user}:${password}` : '');
-  return [m.password, fwd.password, b.restServerConfig.apiToken, b.qlikSenseCloud.event.mqtt.tenant.auth.jwt.token, pair(m.username, m.password), pair(fwd.username, fwd.password)].filter(
+  return [m.password, fwd.password, b.restServerConfig.apiToken, b.qlikSenseCloud.event.mqtt.tenant.auth.jwt.token, pair(m.username, m.password), pair(fwd.username, fwd.password), ...b.qlikSenseCloud.tenants.flatMap((t) => [t.apiKey, t.webhookSecret])].filter(
     (s) => s.length > 0,
   );
 }

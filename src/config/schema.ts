@@ -183,6 +183,7 @@ const MqttConfig = obj(
     qlikSenseServerLicenseExpireTopic: topic('qliksense/qliksense_server_license_expire', 'Server license expiry alert.'),
     cloudReloadFailureTopic: topic('qscloud/butler/reload_failure', 'Failed Qlik Cloud reload: app name.', { added: true }),
     cloudReloadFailureFullTopic: topic('qscloud/butler/reload_failure_full', 'Failed Qlik Cloud reload: full JSON.', { added: true }),
+    cloudEventsTopicRoot: topic('qlikcloud', 'Root of the per-tenant Qlik Cloud topics: <root>/<tenant>/app/<appId>/reload (every finished reload) and …/state (retained).', { added: true }),
     sessionStartTopic: topic('qliksense/session/start', 'User session started: `<host>: <userDir>/<userId>` (Butler 2–4). Only with udpServerConfig.sessionConnectionEvents.enable; empty = off.', { added: true }),
     sessionStopTopic: topic('qliksense/session/stop', 'User session stopped: `<host>: <userDir>/<userId>`. Only with sessionConnectionEvents.enable; empty = off.', { added: true }),
     connectionOpenTopic: topic('qliksense/connection/open', 'Connection opened: `<host>: <userDir>/<userId>`. Only with sessionConnectionEvents.enable; empty = off.', { added: true }),
@@ -336,6 +337,24 @@ const ServiceMonitor = obj(
   'Windows service monitor.',
 );
 
+const CloudTenant = Type.Object(
+  {
+    name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Short name: in the webhook URL (/qlik-cloud/webhook/<name>) and the topics (<cloudEventsTopicRoot>/<name>/…).', expected: 'letters, digits, _ or -, at most 64' }),
+    url: str('', 'Tenant URL, e.g. https://tenant.eu.qlikcloud.com.'),
+    tenantId: str('', 'Tenant id; when set, events and reloads of another tenant are refused.'),
+    apiKey: str('', 'API key of a tenant admin (reloads API, enrichment, webhook CLI).', { secret: true }),
+    caFile: str('', 'CA file (PEM) for the tenant URL; empty = system CAs.'),
+    webhookSecret: str('', 'Webhook secret (32-64 characters): deliveries without a valid Qlik-Signature are refused (401). Empty = unsigned deliveries are accepted.', { secret: true }),
+    webhook: bool(true, 'Accept webhook deliveries for this tenant (needs restServerConfig.enable).'),
+    poller: bool(true, 'Poll the reloads API for finished reloads (needs url and apiKey).'),
+    pollIntervalSeconds: int(60, 1, 86400, 'How often the reloads API is polled.'),
+    pollLookbackMinutes: int(60, 1, 10080, 'On the first poll (no cursor yet), how far back finished reloads are delivered.'),
+    pollOverlapMinutes: int(10, 0, 1440, 'Each poll re-reads reloads that finished this long before the cursor (late records; repeats are duplicates).'),
+    enrich: bool(true, 'Look up the app name, reload record and script log for failure alerts.'),
+  },
+  { additionalProperties: true, expected: 'a tenant mapping' },
+);
+
 const QlikSenseCloud = obj(
   {
     enable: bool(false, 'Enrich Qlik Cloud events through the Qlik Cloud REST API.'),
@@ -349,6 +368,14 @@ const QlikSenseCloud = obj(
         }),
       }),
     }),
+    tenants: Type.Array(CloudTenant, {
+      default: [],
+      description:
+        'Tenants whose reload events come straight from Qlik Cloud (signed webhooks and the reloads API poller; see docs/qlik-cloud-events.md). The first tenant takes its empty url, apiKey, tenantId and caFile from the single-tenant keys above (event.mqtt.tenant).',
+      expected: 'a list of tenants ({name, url, apiKey, webhookSecret, webhook, poller, …})',
+      added: true,
+    }),
+    webhookBodyLimitBytes: int(262144, 1024, 16777216, 'Largest webhook delivery accepted (413 above).', { added: true }),
   },
   'Qlik Cloud.',
 );

@@ -146,6 +146,18 @@ export const CHANNELS: readonly ChannelDef[] = [
     active: (b) => b.qrsChangeNotifications.enable,
   },
   {
+    id: 'cloudAppReload', title: 'Qlik Cloud app reload', description: 'Every finished reload of a Qlik Cloud app (webhook or reloads poller of a tenant in qlikSenseCloud.tenants).',
+    action: 'send', server: 'main', topic: { key: mqttKey('cloudEventsTopicRoot'), suffix: '/{tenant}/app/{appId}/reload' }, parameters: { tenant: 'The tenant name of the config.', appId: 'The Qlik Cloud app id.' }, qos: 'delivery', retain: false,
+    messages: [json('cloudAppReload', 'Qlik Cloud app reload', S.CloudAppReload, 'CloudAppReload')],
+    active: (b) => b.qlikSenseCloud.tenants.length > 0,
+  },
+  {
+    id: 'cloudAppState', title: 'Qlik Cloud app state', description: 'The last reload outcome of each Qlik Cloud app, retained.',
+    action: 'send', server: 'main', topic: { key: mqttKey('cloudEventsTopicRoot'), suffix: '/{tenant}/app/{appId}/state' }, parameters: { tenant: 'The tenant name of the config.', appId: 'The Qlik Cloud app id.' }, qos: 'delivery', retain: true,
+    messages: [json('cloudAppState', 'Qlik Cloud app state', S.CloudAppState, 'CloudAppState')],
+    active: (b) => b.qlikSenseCloud.tenants.length > 0,
+  },
+  {
     id: 'serviceStopped', title: 'Windows service stopped', description: 'A monitored service changed to STOPPED (also at start-up when already stopped).',
     action: 'send', server: 'main', topic: { key: mqttKey('serviceStoppedTopic'), suffix: '/{host}/{serviceName}' }, parameters: SERVICE_PARAMS, qos: 'delivery', retain: false,
     messages: [json('serviceStopped', 'Service stopped', S.ServiceStopped, 'ServiceStopped')],

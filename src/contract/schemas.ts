@@ -320,3 +320,42 @@ export const TaskState = Type.Object(
   },
   { additionalProperties: false, description: 'The last outcome of a task (retained): a subscriber that joins later sees the state of every task at once.' },
 );
+
+const NULLABLE_TEXT = Type.Union([Type.String(), Type.Null()]);
+const CLOUD_RELOAD_STATUS = Type.String({ description: 'The reloads API status: SUCCEEDED, FAILED, CANCELED, EXCEEDED_LIMIT (QUEUED, RELOADING and CANCELING are not finished and not published).' });
+
+export const CloudAppReload = Type.Object(
+  {
+    tenant: Type.String({ description: 'The tenant name of the config.' }),
+    tenantId: Type.String(),
+    appId: Type.String(),
+    appName: Type.String(),
+    reloadId: Type.String(),
+    status: CLOUD_RELOAD_STATUS,
+    startTime: NULLABLE_TEXT,
+    stopTime: NULLABLE_TEXT,
+    duration: Type.Union([Type.Number({ description: 'Milliseconds.' }), Type.Null()]),
+    errors: Type.Array(Type.Unknown()),
+    intake: Type.String({ description: 'webhook or poller.' }),
+    eventId: Type.String(),
+    eventType: Type.String(),
+  },
+  { additionalProperties: false, description: 'One finished Qlik Cloud reload (succeeded too), from the webhook or the reloads poller.' },
+);
+
+export const CloudAppState = Type.Object(
+  {
+    tenant: Type.String(),
+    tenantId: Type.String(),
+    appId: Type.String(),
+    appName: Type.String(),
+    reloadId: Type.String(),
+    status: CLOUD_RELOAD_STATUS,
+    startTime: NULLABLE_TEXT,
+    stopTime: NULLABLE_TEXT,
+    duration: Type.Union([Type.Number({ description: 'Milliseconds.' }), Type.Null()]),
+    consecutiveFailures: Type.Integer({ minimum: 0 }),
+    lastSuccessTime: NULLABLE_TEXT,
+  },
+  { additionalProperties: false, description: 'The last reload outcome of a Qlik Cloud app (retained), with the fields of the Sense task state where they overlap.' },
+);

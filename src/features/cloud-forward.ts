@@ -6,6 +6,8 @@ import { CLOUD_EVENT_SOURCE, CLOUD_METRIC_SOURCE, CloudReloadHandler, cloudRejec
 import type { CloudReloadEvent } from '../cloud/cloud-event.ts';
 import { CloudClient } from '../cloud/cloud-client.ts';
 import { CloudEventSubscriber } from '../cloud/event-subscriber.ts';
+import { alertOncePerReload } from '../alerts/cloud-reload-events.ts';
+import { cloudTenants } from '../cloud/tenants.ts';
 import type { Part } from './feature.ts';
 
 export const cloudForward: Feature = {
@@ -26,13 +28,23 @@ export const cloudForward: Feature = {
       logger.info('Butler.qlikSenseCloud.enable is false: Qlik Cloud reload alerts carry only what the event says (no app, reload or script log lookup)');
     }
     const filter = { appReloadTopic: fwd.topic.appReload, tenantId: tenant.id };
+    const reconcile = cloudTenants(b).some((t) => (t.webhook || t.poller) && t.tenantId === tenant.id);
     const handler = new CloudReloadHandler(
       { filter, topics: { basic: m.cloudReloadFailureTopic, full: m.cloudReloadFailureFullTopic } },
       { cloud, validate: (messages) => delivery.outbox.validate(messages), logger, metrics },
     );
     const lane = delivery.pipeline.lane<CloudReloadEvent>(
       { source: CLOUD_EVENT_SOURCE, label: CLOUD_METRIC_SOURCE, name: 'Qlik Cloud events', concurrency: 1, queueSize: 1000 },
-      { parse: parseForwardedCloudEvent(filter), handle: (event) => handler.handle(event), describe: describeCloudEvent, logRejection: cloudRejectionLog },
+      {
+        parse: parseForwardedCloudEvent(filter),
+        // When the tenant's reloads also come straight from Qlik Cloud (webhook or poller), a reload alerts once
+        // whichever intake brings it first; otherwise every forwarded failure alerts, as in Butler.
+        handle: reconcile
+          ? async (event) => ({ messages: [], step: alertOncePerReload(event.tenantId, event.reloadId, await handler.handle(event), logger) })
+          : (event) => handler.handle(event),
+        describe: describeCloudEvent,
+        logRejection: cloudRejectionLog,
+      },
     );
     const subscriber = new CloudEventSubscriber(
       {
