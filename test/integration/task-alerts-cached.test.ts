@@ -154,8 +154,12 @@ test('a cached event that finds the outbox full waits in the inbox and is delive
     await waitFor(() => inboxRowsEver(file) === 2, 5000, 'the cached event to take the inbox path');
     assert.equal(await bridge.app.metrics.total('butler_mqtt_events_accepted_total', { source: 'udp_task' }), 2);
 
+    // The bridge keeps trying to connect; it is held back until the subscriber is in place, or it
+    // could deliver both alerts before anyone listened.
+    await bridge.app.connection!.stop();
     broker = await startBroker({ port: brokerPort });
     sub = await collect(broker.url, 'qliksense/task_failure_full');
+    bridge.app.connection!.start();
     await waitFor(() => sub!.messages.length === 2, 30_000, 'both alerts');
     await waitFor(() => bridge.app.inbox!.depth === 0 && bridge.app.outbox!.depth === 0, 10_000, 'inbox and outbox to drain');
     await sleep(300);
