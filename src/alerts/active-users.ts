@@ -1,4 +1,4 @@
-// Who is using Qlik Sense right now (SPEC §4b): a user is active while they have a session open, and
+// Who is using Qlik Sense right now: a user is active while they have a session open, and
 // one without events for the idle time is dropped, so a lost stop does not count them for ever. A
 // change is planned, stored with its messages, and only then applied, so memory never runs ahead of disk.
 import type { UserCommand } from '../sense/user-event.ts';

@@ -1,5 +1,5 @@
-// Every payload whose bytes must match Butler's lives here (SPEC §3 P1, P5–P13, and the §4b
-// session payloads). Pure functions from typed inputs to the exact string that goes on the wire:
+// Every payload whose bytes must match Butler's lives here (connect status, task alerts, services,
+// license, and the session payloads; docs/messages.md shows each). Pure functions from typed inputs to the exact string that goes on the wire:
 // key order matters, JSON is compact (JSON.stringify without spacing), no trailing newline.
 import type { SchedulerEvent } from '../sense/datagram.ts';
 import type { UserEvent } from '../sense/user-event.ts';

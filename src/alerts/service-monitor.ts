@@ -56,7 +56,7 @@ interface HostOutage {
 type HostLevelKind = HostOutage['kind'];
 
 /**
- * State rules (SPEC §3 P9–P11):
+ * State rules:
  * - the first successful reading establishes the state: RUNNING is silent, STOPPED sends P9;
  * - afterwards a change to STOPPED sends P9, a change to RUNNING sends P10 (anything not STOPPED,
  *   e.g. START_PENDING or PAUSED, counts as RUNNING, as in Butler);

@@ -1,4 +1,4 @@
-// Starts a Qlik Sense task for an accepted start command (SPEC §5): applies Butler's startTaskFilter
+// Starts a Qlik Sense task for an accepted start command: applies Butler's startTaskFilter
 // (task ids, tags, custom properties — the last two resolved through QRS and re-checked here) and
 // calls `POST /qrs/task/<id>/start`. Every outcome is a value with a one-line detail, never a throw.
 import type { Logger } from '../observability/logger.ts';

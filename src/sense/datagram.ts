@@ -1,5 +1,5 @@
 // Turns one UDP datagram from the Sense scheduler log appender into a typed SchedulerEvent, or a
-// typed rejection saying why not (SPEC §4 steps 4, 5 and 8). Pure: no I/O, no clock, never throws
+// typed rejection saying why not. Pure: no I/O, no clock, never throws
 // on any input, so the listener can count rejections by reason and move on.
 import { isUtf8 } from 'node:buffer';
 import { sanitizeField } from './sanitize.ts';

@@ -1,6 +1,6 @@
 // Builds the Sense `LocalLogConfig.xml` (log4net) files that make Qlik Sense send its events to
-// butler-mqtt over UDP: the scheduler file for reload failed/aborted/success (SPEC §4) and the
-// proxy file for user sessions and connections (SPEC §4b). Pure text builders; printing is the CLI's job.
+// butler-mqtt over UDP: the scheduler file for reload failed/aborted/success and the
+// proxy file for user sessions and connections. Pure text builders; printing is the CLI's job.
 import type { Result } from './datagram.ts';
 
 export interface AppenderTarget {

@@ -1,5 +1,5 @@
 // Turns one UDP datagram from the Sense proxy audit log appender (user session start/stop,
-// connection open/close; SPEC §4b) into a typed UserEvent, or a typed rejection. Pure: no I/O,
+// connection open/close) into a typed UserEvent, or a typed rejection. Pure: no I/O,
 // never throws on any input.
 import { decodeDatagramText, isBlank, quoteForDetail, splitKeepingLastField, type Result } from './datagram.ts';
 import { sanitizeField } from './sanitize.ts';

@@ -1,4 +1,4 @@
-// PUT /v4/mqttpublishmessage (SPEC §6): Butler's REST publish for Sense load scripts, also reachable
+// PUT /v4/mqttpublishmessage: Butler's REST publish for Sense load scripts, also reachable
 // as POST with `X-HTTP-Method-Override: PUT`. Answers 201 with the body echoed once the message is
 // durably in the outbox (or, with ?wait=true, acknowledged by the broker); every refusal is a clear status.
 import Type from 'typebox';
