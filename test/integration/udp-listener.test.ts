@@ -1,4 +1,4 @@
-// The UDP listener with real sockets: every rejection reason of SPEC §4 moves its counter by exactly
+// The UDP listener with real sockets: every rejection reason moves its counter by exactly
 // what was sent, the in-memory queue spills into the durable inbox and is read back, the receive
 // buffer is sized and reported, a 2,000-datagram burst from one sender is alerted in full, and one
 // listener implementation serves two ports with two parsers.

@@ -1,4 +1,4 @@
-// User session and connection events end to end (SPEC §4b): real proxy datagrams over a real UDP
+// User session and connection events end to end: real proxy datagrams over a real UDP
 // socket into the bridge, messages counted on a real broker. Expected payloads are written out by
 // hand; the active-user topics are read back as retained values by subscribers that join late.
 import { test, before, after } from 'node:test';
