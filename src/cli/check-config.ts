@@ -5,7 +5,7 @@ import { cloudTenants } from '../cloud/tenants.ts';
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import type { IClientOptions } from 'mqtt';
-import { probeBroker } from '../mqtt/connection.ts';
+import { probeBroker, separateClientOptions } from '../mqtt/connection.ts';
 import { loadConfigOrExit, preflightOrExit, EXIT_CONFIG_ERROR } from './config-file.ts';
 import { mainConnectionOptions, deliveryQos } from '../app.ts';
 import { formatIssue, type LoadedConfig } from '../config/load.ts';
@@ -129,20 +129,8 @@ export async function connectChecks(config: LoadedConfig): Promise<ConnectResult
       checks.push(Promise.resolve({ name: 'MQTT broker (embedded)', ok: true, detail: 'skipped: the embedded broker runs inside butler-mqtt' }));
     } else {
       const o = mainConnectionOptions(config);
-      const url = `${o.protocol}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
-      checks.push(
-        tryBroker(`MQTT broker ${url}`, url, {
-          clientId: `${o.clientId}${suffix}`.slice(0, 128),
-          username: o.username,
-          password: o.password,
-          ca: o.ca,
-          cert: o.cert,
-          key: o.key,
-          rejectUnauthorized: o.rejectUnauthorized,
-          protocolVersion: o.protocolVersion,
-          keepalive: o.keepaliveSeconds,
-        }),
-      );
+      const { url, options } = separateClientOptions(o, `${o.clientId}${suffix}`);
+      checks.push(tryBroker(`MQTT broker ${url}`, url, options));
     }
     const fwd = m.qlikSenseCloud.event.mqttForward;
     if (fwd.enable) {

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { separateClientOptions } from '../mqtt/connection.ts';
 import { mainConnectionOptions } from '../app.ts';
 import { loadConfigOrExit } from './config-file.ts';
 
@@ -41,19 +42,7 @@ export interface WatchTarget {
 export function targetFromConfig(configFile: string | undefined): WatchTarget {
   const config = loadConfigOrExit(configFile);
   const o = mainConnectionOptions(config);
-  return {
-    url: `${o.protocol}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`,
-    options: {
-      clientId: `${o.clientId}-watch-${randomBytes(3).toString('hex')}`,
-      protocolVersion: o.protocolVersion,
-      username: o.username,
-      password: o.password,
-      ca: o.ca,
-      cert: o.cert,
-      key: o.key,
-      rejectUnauthorized: o.rejectUnauthorized,
-    },
-  };
+  return separateClientOptions(o, `${o.clientId}-watch-${randomBytes(3).toString('hex')}`);
 }
 
 /** Connects once; a refused or closed first attempt is an error (MQTT.js would retry for ever). */

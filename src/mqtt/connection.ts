@@ -597,3 +597,24 @@ export async function probeBroker(url: string, options: IClientOptions, timeoutM
   const client = await mqtt.connectAsync(url, { ...options, clean: true, reconnectPeriod: 0, connectTimeout: timeoutMs }, false);
   await client.endAsync();
 }
+
+/**
+ * The broker of a connection's options as a URL and client options for a short-lived client of its own
+ * (check-config --connect, watch): its own client id, the same credentials and TLS, no last will.
+ */
+export function separateClientOptions(o: BrokerConnectionOptions, clientId: string): { url: string; options: IClientOptions } {
+  return {
+    url: `${o.protocol}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`,
+    options: {
+      clientId: clientId.slice(0, 128),
+      protocolVersion: o.protocolVersion,
+      username: o.username,
+      password: o.password,
+      ca: o.ca,
+      cert: o.cert,
+      key: o.key,
+      rejectUnauthorized: o.rejectUnauthorized,
+      keepalive: o.keepaliveSeconds,
+    },
+  };
+}
