@@ -44,7 +44,11 @@ async function startInstalled(command: string, args: string[], cwd: string, http
     assert.match(await script.body.text(), /new EventSource\('\/status\/events'\)/);
     await waitFor(async () => ((await (await request(`${base}/ready`)).body.json()) as { ready: boolean }).ready, 10_000, 'ready');
   } catch (err) {
-    process.kill(-pid, 'SIGKILL');
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone (it exited on its own): the assertion above says why
+    }
     throw err;
   }
   return { pid, output: () => output, closed };
@@ -68,8 +72,9 @@ async function withDeadline<T>(p: Promise<T>, ms: number, group: number): Promis
 }
 
 const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
-// better-sqlite3 compiles against the installed Node headers; npm itself must not try a download.
-const env = { ...process.env, npm_config_nodedir: process.env.npm_config_nodedir ?? '/usr', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+// better-sqlite3 compiles against the headers of the Node running this test (its install prefix, e.g. /usr
+// for /usr/bin/node), not a different Node's; npm itself must not try a download.
+const env = { ...process.env, npm_config_nodedir: process.env.npm_config_nodedir ?? path.dirname(path.dirname(process.execPath)), npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
 
 test('npm pack → npm install in an empty folder → npx butler-mqtt --version, check-config, run', { timeout: 240_000 }, async () => {
   const started = Date.now();
