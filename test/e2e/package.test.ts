@@ -93,7 +93,12 @@ test('npm pack → npm install in an empty folder → npx butler-mqtt --version,
   // The package runs its JavaScript build: no TypeScript sources, so nothing can fall back to them.
   assert.ok(!files.some((f) => f.startsWith('src/')), 'no TypeScript sources in the package');
 
-  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', path.join(dest, info.filename)], { cwd: app, env, timeout: 200_000 });
+  // On Node 22 and newer every dependency's engines must admit the running Node (engine-strict fails the
+  // install otherwise). On Node 20 npm warns: the package's overrides apply to a checkout's `npm ci`, not to
+  // an install of the package, which gets content-disposition 3 and cookie 2 (engines node >= 22; they load
+  // on Node 20.19+ through require(esm)).
+  const engineStrict = Number(process.versions.node.split('.')[0]) >= 22 ? 'true' : 'false';
+  await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', path.join(dest, info.filename)], { cwd: app, env: { ...env, npm_config_engine_strict: engineStrict }, timeout: 200_000 });
   const installedAt = Date.now();
   // Development tools (the TypeScript loader, the bundler) are not installed with the package.
   assert.ok(!existsSync(path.join(app, 'node_modules/tsx')), 'tsx is not installed');
