@@ -281,7 +281,7 @@ function summary(r: Results, file: string): string {
   const lines: string[] = [];
   lines.push('');
   lines.push(`butler-mqtt benchmarks — ${r.startedAt}, ${r.durationSeconds} s`);
-  lines.push(`machine: ${m.nproc} cores (${m.cpuModel}), ${m.os}, Node ${m.node}, ${m.broker}`);
+  lines.push(`machine: ${m.nproc} cores (${m.cpuModel}), ${m.os}, Node ${m.node} (V8 ${m.v8}), ${m.broker}`);
   lines.push('');
   if (r.storm) {
     const s = r.storm;

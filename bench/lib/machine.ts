@@ -28,6 +28,8 @@ export interface MachineInfo {
   os: string;
   kernel: string;
   node: string;
+  /** The V8 of that Node: garbage collection and JIT, so CPU and memory figures, change with it. */
+  v8: string;
   broker: string;
   rmemMax: string;
 }
@@ -44,6 +46,7 @@ export function describeMachine(brokerKind: string): MachineInfo {
     os: debian ? `${pretty} (${debian})` : pretty,
     kernel: os.release(),
     node: process.version,
+    v8: process.versions.v8,
     broker: brokerKind === 'mosquitto' && mosquitto ? run(mosquitto, ['-h']).split('\n')[0] ?? 'mosquitto' : brokerKind,
     rmemMax: readOr('/proc/sys/net/core/rmem_max', 'unknown'),
   };

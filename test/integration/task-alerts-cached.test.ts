@@ -153,6 +153,7 @@ test('a cached event that finds the outbox full waits in the inbox and is delive
     // The inbox counts an event when it reserves its row, before the commit reaches the file.
     await waitFor(() => inboxRowsEver(file) === 2, 5000, 'the cached event to take the inbox path');
     assert.equal(await bridge.app.metrics.total('butler_mqtt_events_accepted_total', { source: 'udp_task' }), 2);
+    assert.equal(inboxRowsEver(file), 2, 'the cached event took the inbox path');
 
     // The bridge keeps trying to connect; it is held back until the subscriber is in place, or it
     // could deliver both alerts before anyone listened.
