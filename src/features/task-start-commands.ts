@@ -54,6 +54,7 @@ export const taskStartCommands: Feature = {
         taskStartTopic: m.taskStartTopic,
         acceptRetained: m.taskStartAcceptRetained,
         unavailable: starter ? null : QRS_MISSING_DETAIL,
+        executes: delivery.ha ? () => delivery.ha?.isActive() ?? true : undefined,
       },
       { connection: delivery.connection, lane, answer: (...a) => handler.result(...a), sink: delivery.outbox, logger: ctx.logger, metrics: ctx.metrics },
     );

@@ -22,6 +22,11 @@ export interface CommandSourceOptions {
   unavailable: string | null;
   /** A packet redelivered by the broker (DUP flag, same id and payload) within this window is taken once. */
   redeliveryWindowMs?: number;
+  /**
+   * In an active/standby pair: whether this instance executes commands now (only the active does);
+   * a command arriving while it returns false is ignored and counted (reason "standby").
+   */
+  executes?: () => boolean;
 }
 
 export interface CommandSourceDeps {
@@ -78,6 +83,12 @@ export class CommandSource {
     if (packet.retain && !this.options.acceptRetained) {
       metrics.eventsReceived.inc({ source: SOURCE });
       lane.reject('retained', `a retained message on ${topic} is not a command (it would start the task again at every restart); publish commands without the retain flag, or set mqttConfig.taskStartAcceptRetained`, '');
+      return;
+    }
+    if (this.options.executes && !this.options.executes()) {
+      metrics.eventsReceived.inc({ source: SOURCE });
+      metrics.eventsRejected.inc({ source: SOURCE, reason: 'standby' });
+      logger.debug({ topic }, 'task start command ignored: this instance is not the active one of the pair (the active starts the task)');
       return;
     }
     if (this.isRedelivery(packet, payload, now)) {

@@ -1,0 +1,279 @@
+// An active/standby pair: two real bridge processes on one Mosquitto, every datagram sent to both
+// instances' UDP ports (as two log appenders would). Every alert that crosses the broker is counted by
+// an independent subscriber: steady state publishes each alert once, a SIGKILL of the active loses
+// nothing and the standby takes over within failoverSeconds + 1 s, and an active cut off from the
+// broker (process alive) loses nothing either.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { startBroker, type TestBroker } from '../support/broker.ts';
+import { collect, type Collector } from '../support/mqtt.ts';
+import { baseButler, deepMerge, senseConnection, spawnBridge, tempDir, writeConfig, type ChildBridge } from '../support/bridge.ts';
+import { createTestPki } from '../support/certs.ts';
+import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID } from '../support/qrs-simulator.ts';
+import { freeUdpPort, schedulerDatagram } from '../support/udp.ts';
+import { freePort, sleep, waitFor } from '../support/wait.ts';
+import dgram from 'node:dgram';
+
+const FULL = 'qliksense/task_failure_full';
+const FAILOVER_SECONDS = 2;
+
+const tmp = tempDir('bm-ha-');
+after(() => tmp.cleanup());
+
+interface Member {
+  name: string;
+  udpPort: number;
+  dbFile: string;
+  configFile: string;
+  bridge: ChildBridge | null;
+}
+
+interface Pair {
+  broker: TestBroker;
+  sim: QrsSimulator;
+  sub: Collector;
+  a: Member;
+  b: Member;
+  close(): Promise<void>;
+}
+
+async function startPair(label: string, options: { brokerPortFor?: (name: string, brokerPort: number) => Promise<number> } = {}): Promise<Pair> {
+  const pki = await createTestPki();
+  const sim = await QrsSimulator.start({ pki });
+  const broker = await startBroker();
+  const sub = await collect(broker.url, [FULL]);
+  const member = async (name: string, priority: number): Promise<Member> => {
+    const udpPort = await freeUdpPort();
+    const dbFile = path.join(tmp.dir, label, name, 'outbox.sqlite');
+    const brokerPort = options.brokerPortFor ? await options.brokerPortFor(name, broker.port) : broker.port;
+    const configFile = writeConfig(
+      tmp.dir,
+      deepMerge(baseButler(brokerPort), {
+        mqttConfig: { clientId: `ha-${label}-${name}`, delivery: { outboxFile: dbFile } },
+        udpServerConfig: { enable: true, serverHost: '127.0.0.1', portTaskFailure: udpPort },
+        highAvailability: { enable: true, instanceId: name, priority, failoverSeconds: FAILOVER_SECONDS },
+        ...senseConnection(sim.port, pki),
+      }),
+      `${label}-${name}.yaml`,
+    );
+    return { name, udpPort, dbFile, configFile, bridge: null };
+  };
+  const a = await member('alpha', 200);
+  const b = await member('beta', 100);
+  return {
+    broker,
+    sim,
+    sub,
+    a,
+    b,
+    close: async () => {
+      await Promise.all([a.bridge?.kill('SIGTERM'), b.bridge?.kill('SIGTERM')]);
+      await sub.close();
+      await broker.stop();
+      await sim.stop();
+    },
+  };
+}
+
+async function launch(m: Member, role: 'ACTIVE' | 'standby'): Promise<void> {
+  m.bridge = await spawnBridge(m.configFile);
+  await m.bridge.waitForLine(new RegExp(`is now ${role}`), 15_000);
+}
+
+/** Sends each datagram to both instances, `perSecond` of them a second; returns the execution ids. */
+class Stream {
+  readonly ids: string[] = [];
+  private readonly socket = dgram.createSocket('udp4');
+  private timer: NodeJS.Timeout | null = null;
+  constructor(private readonly ports: number[]) {}
+  start(perSecond: number): void {
+    this.timer = setInterval(() => this.sendOne(), Math.round(1000 / perSecond));
+  }
+  sendOne(): void {
+    const executionId = randomUUID();
+    this.ids.push(executionId);
+    const data = Buffer.from(schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId, taskName: 'ha test' }), 'utf8');
+    for (const port of this.ports) this.socket.send(data, port, '127.0.0.1');
+  }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+  close(): void {
+    this.stop();
+    this.socket.close();
+  }
+}
+
+function executionIds(sub: Collector): string[] {
+  return sub.on(FULL).map((m) => (JSON.parse(m.text) as { executionId: string }).executionId);
+}
+
+function outboxRows(file: string): number {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+/** The log time (ms) of the first line matching `pattern` after index `from`. */
+function lineTime(lines: string[], pattern: RegExp, from = 0): number | null {
+  const line = lines.slice(from).find((l) => pattern.test(l));
+  if (!line) return null;
+  const m = /"time":"([^"]+)"/.exec(line);
+  return m ? Date.parse(m[1] as string) : null;
+}
+
+/** Every id alerted at least once; how many alerts were extra copies. */
+function tally(sub: Collector, ids: string[]): { missing: string[]; duplicates: number; total: number } {
+  const seen = executionIds(sub);
+  const set = new Set(seen);
+  return { missing: ids.filter((id) => !set.has(id)), duplicates: seen.length - set.size, total: seen.length };
+}
+
+test('steady state: every alert is published exactly once, by the active; the standby holds and drops its copies', async (t) => {
+  const pair = await startPair('steady');
+  const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
+  try {
+    await launch(pair.a, 'ACTIVE');
+    await launch(pair.b, 'standby');
+    stream.start(50);
+    await waitFor(() => stream.ids.length >= 150, 10_000, '150 datagrams sent');
+    stream.stop();
+    await pair.sub.waitForCount(150, 15_000, FULL);
+    // The standby's copies are matched against what the active published: its outbox empties
+    // without it publishing anything.
+    await waitFor(() => outboxRows(pair.b.dbFile) === 0, 10_000, "the standby's held copies to be dropped");
+    await waitFor(() => outboxRows(pair.a.dbFile) === 0, 10_000, "the active's outbox to empty");
+    await sleep(500);
+    const r = tally(pair.sub, stream.ids);
+    assert.deepEqual(r.missing, []);
+    assert.equal(r.duplicates, 0, 'no alert twice');
+    assert.equal(r.total, 150);
+    assert.ok(!pair.b.bridge?.lines.some((l) => /is now ACTIVE/.test(l)), 'the standby never became active');
+    t.diagnostic(`steady state: ${r.total} alerts for ${stream.ids.length} events, 0 duplicates`);
+  } finally {
+    stream.close();
+    await pair.close();
+  }
+});
+
+test('ten SIGKILLs of the active during a 50 events/s stream: no alert lost, the standby takes over within failoverSeconds + 1 s', async (t) => {
+  const pair = await startPair('kill');
+  const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
+  const takeovers: number[] = [];
+  try {
+    await launch(pair.a, 'ACTIVE');
+    await launch(pair.b, 'standby');
+    stream.start(50);
+    let active = pair.a;
+    let standby = pair.b;
+    for (let i = 0; i < 10; i++) {
+      const sentBefore = stream.ids.length;
+      await waitFor(() => stream.ids.length >= sentBefore + 50, 10_000, 'a second of the stream');
+      const from = standby.bridge?.lines.length ?? 0;
+      const killedAt = Date.now();
+      await active.bridge?.kill('SIGKILL');
+      await waitFor(() => lineTime(standby.bridge?.lines ?? [], /is now ACTIVE/, from) !== null, (FAILOVER_SECONDS + 5) * 1000, 'the standby to take over');
+      const took = (lineTime(standby.bridge?.lines ?? [], /is now ACTIVE/, from) as number) - killedAt;
+      takeovers.push(took);
+      assert.ok(took <= (FAILOVER_SECONDS + 1) * 1000, `takeover in ${took} ms, more than failoverSeconds + 1 s`);
+      // The killed instance comes back (same outbox) and finds the other active: it is the standby now.
+      await launch(active, 'standby');
+      [active, standby] = [standby, active];
+    }
+    stream.stop();
+    await waitFor(() => tally(pair.sub, stream.ids).missing.length === 0, 30_000, 'every event alerted');
+    await sleep(500);
+    const r = tally(pair.sub, stream.ids);
+    assert.deepEqual(r.missing, [], 'no alert lost');
+    const sorted = [...takeovers].sort((x, y) => x - y);
+    t.diagnostic(`10 failovers, ${stream.ids.length} events: ${r.total} alerts, 0 lost, ${r.duplicates} duplicates; takeover ms: ${takeovers.join(', ')} (median ${sorted[5]}, max ${sorted[9]})`);
+  } finally {
+    stream.close();
+    await pair.close();
+  }
+});
+
+/** A TCP relay in front of the broker for one instance: cut() drops its connections and refuses new ones. */
+async function relay(targetPort: number): Promise<{ port: number; cut(): Promise<void>; restore(): Promise<void> }> {
+  const port = await freePort();
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | null = null;
+  const listen = () =>
+    new Promise<void>((resolve) => {
+      server = net.createServer((client) => {
+        const upstream = net.connect(targetPort, '127.0.0.1');
+        sockets.add(client);
+        sockets.add(upstream);
+        client.pipe(upstream);
+        upstream.pipe(client);
+        const end = () => {
+          client.destroy();
+          upstream.destroy();
+          sockets.delete(client);
+          sockets.delete(upstream);
+        };
+        client.on('error', end).on('close', end);
+        upstream.on('error', end).on('close', end);
+      });
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+  await listen();
+  return {
+    port,
+    cut: async () => {
+      const s = server as net.Server | null;
+      server = null;
+      for (const sock of sockets) sock.destroy();
+      sockets.clear();
+      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    },
+    restore: listen,
+  };
+}
+
+test('the active loses its broker connection (process alive): the standby takes over, nothing is lost, the old active comes back as standby', async (t) => {
+  let cutter: Awaited<ReturnType<typeof relay>> | null = null;
+  const pair = await startPair('cut', {
+    brokerPortFor: async (name, brokerPort) => {
+      if (name !== 'alpha') return brokerPort;
+      cutter = await relay(brokerPort);
+      return cutter.port;
+    },
+  });
+  const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
+  try {
+    await launch(pair.a, 'ACTIVE');
+    await launch(pair.b, 'standby');
+    stream.start(50);
+    await waitFor(() => stream.ids.length >= 50, 10_000, 'a second of the stream');
+    const from = pair.b.bridge?.lines.length ?? 0;
+    await (cutter as unknown as { cut(): Promise<void> }).cut();
+    await pair.b.bridge?.waitForLine(/is now ACTIVE/, (FAILOVER_SECONDS + 2) * 1000);
+    assert.ok(lineTime(pair.b.bridge?.lines ?? [], /is now ACTIVE/, from) !== null);
+    // The cut-off instance keeps taking events into its outbox for 2 s, then its link comes back.
+    const sentAtCut = stream.ids.length;
+    await waitFor(() => stream.ids.length >= sentAtCut + 100, 10_000, 'two seconds of the stream');
+    const aFrom = pair.a.bridge?.lines.length ?? 0;
+    await (cutter as unknown as { restore(): Promise<void> }).restore();
+    await waitFor(() => (pair.a.bridge?.lines ?? []).slice(aFrom).some((l) => /is now standby/.test(l)), 15_000, 'the old active to come back as standby');
+    await waitFor(() => stream.ids.length >= sentAtCut + 150, 10_000, 'one more second of the stream');
+    stream.stop();
+    await waitFor(() => tally(pair.sub, stream.ids).missing.length === 0, 20_000, 'every event alerted');
+    await sleep(500);
+    const r = tally(pair.sub, stream.ids);
+    assert.deepEqual(r.missing, [], 'no alert lost');
+    assert.ok(!(pair.a.bridge?.lines ?? []).slice(aFrom).some((l) => /is now ACTIVE/.test(l)), 'the old active did not take the role back');
+    t.diagnostic(`broker link cut for ~2 s: ${stream.ids.length} events, ${r.total} alerts, 0 lost, ${r.duplicates} duplicates; alpha holds ${outboxRows(pair.a.dbFile)} unmatched message(s) in its outbox`);
+  } finally {
+    stream.close();
+    await pair.close();
+  }
+});
