@@ -257,6 +257,8 @@ export class HaCoordinator {
       this.setRole('standby', `instance ${best.instanceId} is active`);
       return;
     }
+    // The active stays active: a better instance that comes back waits for the next failover.
+    if (this.roleValue === 'active') return;
     const better = live.find((p) => outranks(p, me));
     if (better) {
       this.setRole('standby', `instance ${better.instanceId} outranks this one and is about to become active`);

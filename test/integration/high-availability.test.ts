@@ -81,7 +81,11 @@ async function startPair(label: string, options: { brokerPortFor?: (name: string
 
 async function launch(m: Member, role: 'ACTIVE' | 'standby'): Promise<void> {
   m.bridge = await spawnBridge(m.configFile);
-  await m.bridge.waitForLine(new RegExp(`is now ${role}`), 15_000);
+  try {
+    await m.bridge.waitForLine(new RegExp(`is now ${role}`), 15_000);
+  } catch (err) {
+    throw new Error(`${m.name} did not become ${role}:\n${m.bridge.lines.filter((l) => /high availability|MQTT broker/.test(l)).join('\n')}`, { cause: err });
+  }
 }
 
 /** Sends each datagram to both instances, `perSecond` of them a second; returns the execution ids. */
