@@ -89,6 +89,7 @@ export class HaCoordinator {
   private released = new Map<string, number>();
   private releasedUntil = 0;
   private readonly heartbeatMs: number;
+  private lastTick = Date.now();
 
   constructor(
     readonly options: HaOptions,
@@ -196,7 +197,17 @@ export class HaCoordinator {
   }
 
   private tick(): void {
+    const now = Date.now();
+    const gap = now - this.lastTick;
+    this.lastTick = now;
     if (!this.running || !this.deps.connection.connected) return;
+    if (gap > this.options.failoverMs && this.discoveryTimer === null) {
+      // This process did not run for longer than failoverSeconds (suspended, stopped, starved): the
+      // other instance may have taken over meanwhile. Decide again, holding, as after a reconnect.
+      this.deps.logger.warn({ pausedMs: gap }, `high availability: this instance did not run for ${Math.round(gap / 100) / 10} s (more than failoverSeconds); deciding the role again`);
+      this.onConnect();
+      return;
+    }
     this.heartbeat();
     this.deps.metrics.haPeers.set(this.peerList().filter((p) => p.live).length);
     if (this.releasedUntil > 0 && Date.now() > this.releasedUntil) {

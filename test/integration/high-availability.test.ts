@@ -281,3 +281,39 @@ test('the active loses its broker connection (process alive): the standby takes 
     await pair.close();
   }
 });
+
+test('the active hangs (SIGSTOP): the standby takes over when its heartbeat stops, and the resumed instance steps down to standby', async (t) => {
+  const pair = await startPair('hang');
+  const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
+  try {
+    await launch(pair.a, 'ACTIVE');
+    await launch(pair.b, 'standby');
+    stream.start(50);
+    await waitFor(() => stream.ids.length >= 50, 10_000, 'a second of the stream');
+    const from = pair.b.bridge?.lines.length ?? 0;
+    const stoppedAt = Date.now();
+    pair.a.bridge?.child.kill('SIGSTOP');
+    // No will: the connection stays open; only the missing heartbeat tells.
+    await waitFor(() => lineTime(pair.b.bridge?.lines ?? [], /is now ACTIVE/, from) !== null, (FAILOVER_SECONDS + 5) * 1000, 'the standby to take over');
+    const took = (lineTime(pair.b.bridge?.lines ?? [], /is now ACTIVE/, from) as number) - stoppedAt;
+    assert.ok(took >= FAILOVER_SECONDS * 1000 - 100, `took over after ${took} ms, before failoverSeconds`);
+    assert.ok(took <= (FAILOVER_SECONDS + 1) * 1000, `took over after ${took} ms, more than failoverSeconds + 1 s`);
+    assert.match(pair.b.bridge?.lines.slice(from).find((l) => /is now ACTIVE/.test(l)) ?? '', /sent no heartbeat/);
+    const aFrom = pair.a.bridge?.lines.length ?? 0;
+    pair.a.bridge?.child.kill('SIGCONT');
+    await waitFor(() => (pair.a.bridge?.lines ?? []).slice(aFrom).some((l) => /is now standby/.test(l)), 10_000, 'the resumed instance to step down');
+    const sent = stream.ids.length;
+    await waitFor(() => stream.ids.length >= sent + 50, 10_000, 'one more second of the stream');
+    stream.stop();
+    await waitFor(() => tally(pair.sub, stream.ids).missing.length === 0, 20_000, 'every event alerted');
+    await sleep(500);
+    const r = tally(pair.sub, stream.ids);
+    assert.deepEqual(r.missing, [], 'no alert lost');
+    assert.ok(!(pair.b.bridge?.lines ?? []).slice(from).some((l) => /is now standby/.test(l)), 'the new active kept the role');
+    t.diagnostic(`hung active: takeover after ${took} ms (failoverSeconds ${FAILOVER_SECONDS}); ${stream.ids.length} events, ${r.total} alerts, 0 lost, ${r.duplicates} duplicates`);
+  } finally {
+    pair.a.bridge?.child.kill('SIGCONT');
+    stream.close();
+    await pair.close();
+  }
+});
