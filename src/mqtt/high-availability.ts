@@ -4,6 +4,7 @@
 // active publishes alerts; the standby's Publisher holds its own copies, drops each one it sees the
 // active publish, and publishes what is left when it takes over. Everything here is published through
 // the Publisher (publishCoordination), never on the client directly.
+import { EventEmitter } from 'node:events';
 import type { BrokerConnection, Subscription } from './connection.ts';
 import { messageKey, type Publisher } from './publisher.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -77,7 +78,8 @@ export function parseAnnouncement(payload: Buffer): Announcement | null {
 /** How long after a takeover the copies of released messages are counted (duplicates). */
 const DUPLICATE_WATCH_MS = 60_000;
 
-export class HaCoordinator {
+/** Emits 'role' (HaRole) after every role change. */
+export class HaCoordinator extends EventEmitter {
   private roleValue: HaRole = 'starting';
   private readonly peers = new Map<string, PeerState>();
   private timer: NodeJS.Timeout | null = null;
@@ -95,6 +97,7 @@ export class HaCoordinator {
     readonly options: HaOptions,
     private readonly deps: { connection: BrokerConnection; publisher: Publisher; logger: Logger; metrics: Metrics },
   ) {
+    super();
     this.heartbeatMs = options.heartbeatMs ?? Math.max(100, Math.floor(options.failoverMs / 4));
     deps.publisher.on('matched', (n: number) => deps.metrics.haMatched.inc(n));
     deps.publisher.on('held-expired', (n: number) => deps.metrics.haHeldExpired.inc(n));
@@ -122,7 +125,9 @@ export class HaCoordinator {
 
   /** Whether this instance may act on inputs only one instance should act on (task start commands). */
   isActive(): boolean {
-    return this.roleValue === 'active';
+    // A process that did not run for failoverSeconds (see tick()) may have been replaced meanwhile:
+    // until its timer has run again it does not act as the active.
+    return this.roleValue === 'active' && Date.now() - this.lastTick <= this.options.failoverMs;
   }
 
   start(): void {
@@ -300,6 +305,7 @@ export class HaCoordinator {
     }
     metrics.haRoleChanges.inc({ role });
     this.setRoleMetric();
+    this.emit('role', role);
     if (this.deps.connection.connected) {
       this.announce();
       this.heartbeat();

@@ -41,7 +41,7 @@ interface Pair {
   close(): Promise<void>;
 }
 
-async function startPair(label: string, options: { brokerPortFor?: (name: string, brokerPort: number) => Promise<number> } = {}): Promise<Pair> {
+async function startPair(label: string, options: { brokerPortFor?: (name: string, brokerPort: number) => Promise<number>; extra?: Record<string, unknown> } = {}): Promise<Pair> {
   const pki = await createTestPki();
   const sim = await QrsSimulator.start({ pki });
   const broker = await startBroker();
@@ -57,6 +57,7 @@ async function startPair(label: string, options: { brokerPortFor?: (name: string
         udpServerConfig: { enable: true, serverHost: '127.0.0.1', portTaskFailure: udpPort },
         highAvailability: { enable: true, instanceId: name, priority, failoverSeconds: FAILOVER_SECONDS },
         ...senseConnection(sim.port, pki),
+        ...(options.extra ?? {}),
       }),
       `${label}-${name}.yaml`,
     );
@@ -314,6 +315,43 @@ test('the active hangs (SIGSTOP): the standby takes over when its heartbeat stop
   } finally {
     pair.a.bridge?.child.kill('SIGCONT');
     stream.close();
+    await pair.close();
+  }
+});
+
+test('a task start command sent while the active hangs starts the task exactly once (QRS request log)', async (t) => {
+  const START = 'qliksense/start_task';
+  const RESULT = 'qliksense/start_task_result';
+  const pair = await startPair('command', { extra: { mqttConfig: { taskStartResultTopic: RESULT }, startTaskFilter: { enable: false } } });
+  const results = await collect(pair.broker.url, [RESULT]);
+  try {
+    await launch(pair.a, 'ACTIVE');
+    await launch(pair.b, 'standby');
+    // Steady state first: one command, one start, by the active only.
+    await results.client.publishAsync(START, JSON.stringify({ taskId: SAMPLE_TASK_ID, correlationId: 'before-failover' }), { qos: 1 });
+    await results.waitForCount(1, 10_000);
+    const from = pair.b.bridge?.lines.length ?? 0;
+    pair.a.bridge?.child.kill('SIGSTOP');
+    await sleep(300);
+    // The active is hung (its socket still takes the command), the standby has not taken over yet.
+    await results.client.publishAsync(START, JSON.stringify({ taskId: SAMPLE_TASK_ID, correlationId: 'during-failover' }), { qos: 1 });
+    assert.equal(lineTime(pair.b.bridge?.lines ?? [], /is now ACTIVE/, from), null, 'the command came before the takeover');
+    await waitFor(() => lineTime(pair.b.bridge?.lines ?? [], /is now ACTIVE/, from) !== null, (FAILOVER_SECONDS + 5) * 1000, 'the standby to take over');
+    await results.waitForCount(2, 10_000);
+    // The hung instance resumes with the command in its socket buffer: it must not start the task again.
+    const aFrom = pair.a.bridge?.lines.length ?? 0;
+    pair.a.bridge?.child.kill('SIGCONT');
+    await waitFor(() => (pair.a.bridge?.lines ?? []).slice(aFrom).some((l) => /is now standby/.test(l)), 10_000, 'the resumed instance to step down');
+    await sleep(1000);
+    const starts = pair.sim.requestsTo(`/qrs/task/${SAMPLE_TASK_ID}/start`, 'POST').length;
+    assert.equal(starts, 2, 'two commands, two starts');
+    const correlations = results.messages.map((m) => (JSON.parse(m.text) as { correlationId: string; status: string }));
+    assert.deepEqual(correlations.map((c) => c.correlationId), ['before-failover', 'during-failover']);
+    assert.ok(correlations.every((c) => c.status === 'started'));
+    t.diagnostic(`commands: 2, QRS task starts: ${starts}, results: ${correlations.map((c) => `${c.correlationId}=${c.status}`).join(', ')}`);
+  } finally {
+    pair.a.bridge?.child.kill('SIGCONT');
+    await results.close();
     await pair.close();
   }
 });
