@@ -26,6 +26,7 @@ after(() => tmp.cleanup());
 
 interface Member {
   name: string;
+  httpPort: number;
   udpPort: number;
   dbFile: string;
   configFile: string;
@@ -48,6 +49,7 @@ async function startPair(label: string, options: { brokerPortFor?: (name: string
   const sub = await collect(broker.url, [FULL]);
   const member = async (name: string, priority: number): Promise<Member> => {
     const udpPort = await freeUdpPort();
+    const httpPort = await freePort();
     const dbFile = path.join(tmp.dir, label, name, 'outbox.sqlite');
     const brokerPort = options.brokerPortFor ? await options.brokerPortFor(name, broker.port) : broker.port;
     const configFile = writeConfig(
@@ -55,13 +57,14 @@ async function startPair(label: string, options: { brokerPortFor?: (name: string
       deepMerge(baseButler(brokerPort), {
         mqttConfig: { clientId: `ha-${label}-${name}`, delivery: { outboxFile: dbFile } },
         udpServerConfig: { enable: true, serverHost: '127.0.0.1', portTaskFailure: udpPort },
+        restServerConfig: { enable: true, serverHost: '127.0.0.1', serverPort: httpPort },
         highAvailability: { enable: true, instanceId: name, priority, failoverSeconds: FAILOVER_SECONDS },
         ...senseConnection(sim.port, pki),
         ...(options.extra ?? {}),
       }),
       `${label}-${name}.yaml`,
     );
-    return { name, udpPort, dbFile, configFile, bridge: null };
+    return { name, httpPort, udpPort, dbFile, configFile, bridge: null };
   };
   const a = await member('alpha', 200);
   const b = await member('beta', 100);
@@ -162,6 +165,28 @@ test('steady state: every alert is published exactly once, by the active; the st
     assert.equal(r.duplicates, 0, 'no alert twice');
     assert.equal(r.total, 150);
     assert.ok(!pair.b.bridge?.lines.some((l) => /is now ACTIVE/.test(l)), 'the standby never became active');
+
+    // What an operator sees: role, peer and held backlog on /status/api and /metrics; both are ready.
+    const get = async (m: Member, p: string) => {
+      const res = await fetch(`http://127.0.0.1:${m.httpPort}${p}`);
+      return { status: res.status, text: await res.text() };
+    };
+    for (const m of [pair.a, pair.b]) assert.equal((await get(m, '/ready')).status, 200, `${m.name} ready`);
+    const ha = async (m: Member) => (JSON.parse((await get(m, '/status/api')).text) as { status: { ha: { role: string; held: number; peers: { instanceId: string; role: string; live: boolean }[] } } }).status.ha;
+    const ha1 = await ha(pair.a);
+    const ha2 = await ha(pair.b);
+    assert.equal(ha1.role, 'active');
+    assert.deepEqual(ha1.peers.map((p) => [p.instanceId, p.role, p.live]), [['beta', 'standby', true]]);
+    assert.equal(ha2.role, 'standby');
+    assert.equal(ha2.held, 0);
+    assert.deepEqual(ha2.peers.map((p) => [p.instanceId, p.role, p.live]), [['alpha', 'active', true]]);
+    const metricsB = (await get(pair.b, '/metrics')).text;
+    assert.match(metricsB, /butler_mqtt_ha_role\{role="standby"\} 1/);
+    assert.match(metricsB, /butler_mqtt_ha_held_messages 0/);
+    assert.match(metricsB, /butler_mqtt_ha_live_peers 1/);
+    // 150 events, two messages each (basic and full), all matched.
+    assert.match(metricsB, /butler_mqtt_ha_matched_total 300/);
+    assert.match((await get(pair.a, '/metrics')).text, /butler_mqtt_ha_role\{role="active"\} 1/);
     t.diagnostic(`steady state: ${r.total} alerts for ${stream.ids.length} events, 0 duplicates`);
   } finally {
     stream.close();
