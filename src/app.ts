@@ -11,7 +11,7 @@ import { RotatingFile } from './observability/log-file.ts';
 import { Outbox } from './store/outbox.ts';
 import { Inbox } from './store/inbox.ts';
 import { EmbeddedBroker } from './mqtt/embedded-broker.ts';
-import { BrokerConnection, readPem, type BrokerConnectionOptions } from './mqtt/connection.ts';
+import { BrokerConnection, readPem, topicMatches, type BrokerConnectionOptions } from './mqtt/connection.ts';
 import { Publisher, type DeliveryEvent } from './mqtt/publisher.ts';
 import { HaCoordinator, offlineWill, type HaOptions } from './mqtt/high-availability.ts';
 import { RESULT_KIND } from './alerts/task-commands.ts';
@@ -122,8 +122,31 @@ export function haSettings(config: LoadedConfig): HaOptions | null {
     failoverMs: h.failoverSeconds * 1000,
     retain: !b.mqttConfig.azureEventGrid.enable,
     qos: Math.min(1, deliveryQos(b)) as QoS,
-    watchFilter: b.mqttConfig.subscriptionRootTopic,
+    watchFilters: watchFilters(b),
   };
+}
+
+/**
+ * Where a standby watches the active's alerts: the subscription root (already subscribed for commands;
+ * one subscription, so a message is not delivered twice), plus every configured alert topic outside it.
+ */
+function watchFilters(b: ButlerConfig): string[] {
+  const m = b.mqttConfig;
+  const root = m.subscriptionRootTopic;
+  const alertTopics = [
+    m.taskFailureTopic, m.taskFailureFullTopic, m.taskAbortedTopic, m.taskAbortedFullTopic, m.taskSuccessTopic, m.taskSuccessFullTopic,
+    m.serviceRunningTopic, m.serviceStoppedTopic, m.serviceStatusTopic, m.qlikSenseServerLicenseTopic, m.qlikSenseServerLicenseExpireTopic,
+    m.cloudReloadFailureTopic, m.cloudReloadFailureFullTopic, m.sessionStartTopic, m.sessionStopTopic, m.connectionOpenTopic,
+    m.connectionCloseTopic, m.userEventTopic, m.activeUserCountTopic, m.activeUsersTopic, m.taskStartResultTopic,
+  ];
+  // `t/#` matches t and everything below it (topics that take a suffix: a host and service name, a
+  // user). Filters must not overlap: a broker delivers a message once per matching subscription.
+  const filters = [root];
+  for (const t of [...new Set(alertTopics.filter((x) => x))].sort((x, y) => x.split('/').length - y.split('/').length)) {
+    if (filters.some((f) => topicMatches(f, t))) continue;
+    filters.push(`${t}/#`);
+  }
+  return filters;
 }
 
 /**

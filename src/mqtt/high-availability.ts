@@ -21,8 +21,8 @@ export interface HaOptions {
   /** Retain the announcement (false for brokers without retained messages, e.g. Azure Event Grid). */
   retain: boolean;
   qos: QoS;
-  /** Where the active's alerts are watched (the subscription root: alert topics must be under it to be matched). */
-  watchFilter: string;
+  /** Where the active's alerts are watched: the subscription root, and each alert topic outside it. */
+  watchFilters: string[];
   /** Heartbeat period, ms (default failoverMs / 4). */
   heartbeatMs?: number;
 }
@@ -139,7 +139,7 @@ export class HaCoordinator extends EventEmitter {
     this.subscriptions.push(
       connection.subscribe(`${group}/instances/+`, { qos: 1, purpose: 'for the instances of the pair' }, (topic, payload) => this.onPeerMessage(topic, payload)),
       connection.subscribe(`${group}/heartbeat/+`, { qos: 0, purpose: 'for the heartbeats of the pair' }, (topic, payload) => this.onPeerMessage(topic, payload)),
-      connection.subscribe(this.options.watchFilter, { qos: 1, purpose: "to watch the active's alerts" }, (topic, payload) => this.onWatched(topic, payload)),
+      ...this.options.watchFilters.map((filter) => connection.subscribe(filter, { qos: 1, purpose: "to watch the active's alerts" }, (topic, payload) => this.onWatched(topic, payload))),
     );
     this.timer = setInterval(() => this.tick(), this.heartbeatMs);
     this.timer.unref();

@@ -35,3 +35,16 @@ test('message key: the same topic and payload bytes give one key, as text or as 
   assert.notEqual(messageKey('qliksense/task_failure_full', text), messageKey('qliksense/task_failure', text));
   assert.notEqual(messageKey('qliksense/task_failure_full', text), messageKey('qliksense/task_failure_full', `${text} `));
 });
+
+test('the standby watches the subscription root and each alert topic outside it, without overlapping filters', async () => {
+  const { parseConfigText } = await import('../../src/config/load.ts');
+  const { haSettings } = await import('../../src/app.ts');
+  const config = parseConfigText(
+    ['Butler:', '  mqttConfig:', '    enable: true', '    brokerHost: 127.0.0.1', '    taskFailureTopic: other/task_failure', '    taskFailureFullTopic: other/task_failure/full', '  highAvailability:', '    enable: true', '    instanceId: node-1'].join('\n'),
+    'ha.yaml',
+  );
+  const ha = haSettings(config);
+  assert.ok(ha);
+  assert.equal(ha.instanceId, 'node-1');
+  assert.deepEqual(ha.watchFilters, ['qliksense/#', 'other/task_failure/#', 'qscloud/butler/reload_failure/#', 'qscloud/butler/reload_failure_full/#']);
+});
