@@ -2,7 +2,9 @@
 // with a bounded in-flight window while connected, deletes a row once the broker acknowledged it
 // (PUBACK/PUBCOMP; QoS 0 when written), publishes the connect status (P1) and the availability topic
 // on every connect, and moves a message the broker keeps answering with a disconnect to the
-// dead-letter table so it cannot block the rest.
+// dead-letter table so it cannot block the rest. In an active/standby pair (src/mqtt/high-availability.ts)
+// a standby's Publisher holds alert rows instead of sending them, drops those the active is seen
+// publishing, and sends the rest when the instance becomes active.
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import type { BrokerConnection, CloseInfo } from './connection.ts';
@@ -291,8 +293,8 @@ export class Publisher extends EventEmitter {
   }
 
   /**
-   * This instance became active: every held row is published, in id order, before newer rows; then
-   * the availability and connect status. Returns how many held rows were released.
+   * This instance became active: the availability and connect status are published, then every held
+   * row, in id order, before newer rows. Returns how many held rows were released.
    */
   release(): number {
     if (!this.holding) return 0;
