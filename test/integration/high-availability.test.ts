@@ -232,7 +232,7 @@ test('ten SIGKILLs of the active during a 50 events/s stream: no alert lost, the
 });
 
 /** A TCP relay in front of the broker for one instance: cut() drops its connections and refuses new ones. */
-async function relay(targetPort: number): Promise<{ port: number; cut(): Promise<void>; restore(): Promise<void> }> {
+async function relay(targetPort: number): Promise<{ port: number; cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> }> {
   const port = await freePort();
   const sockets = new Set<net.Socket>();
   let server: net.Server | null = null;
@@ -256,8 +256,16 @@ async function relay(targetPort: number): Promise<{ port: number; cut(): Promise
       server.listen(port, '127.0.0.1', () => resolve());
     });
   await listen();
+  const cut = async () => {
+    const s = server as net.Server | null;
+    server = null;
+    for (const sock of sockets) sock.destroy();
+    sockets.clear();
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  };
   return {
     port,
+    close: cut,
     cut: async () => {
       const s = server as net.Server | null;
       server = null;
@@ -305,6 +313,7 @@ test('the active loses its broker connection (process alive): the standby takes 
   } finally {
     stream.close();
     await pair.close();
+    await (cutter as unknown as { close(): Promise<void> } | null)?.close();
   }
 });
 
