@@ -113,12 +113,14 @@ export async function runFlood(stack: Stack, res: Resources, tuning: BridgeTunin
     const sendMs = performance.now() - t0;
     // Done when every datagram is delivered, refused or dropped by the kernel (or at the timeout).
     const deadline = performance.now() + o.timeoutMs;
-    const refusedNow = async () => {
+    // Refusals and kernel drops as the bridge counts them (its drops metric), else /proc/net/udp.
+    const lostNow = async () => {
       const s = await bridge.metrics();
-      return sumMetric(s, 'butler_mqtt_events_rejected_total', { source: 'udp_task' });
+      const drops = s.some((x) => x.name === 'butler_mqtt_udp_kernel_drops') ? sumMetric(s, 'butler_mqtt_udp_kernel_drops') : procDrops(bridge.ports.udp);
+      return sumMetric(s, 'butler_mqtt_events_rejected_total', { source: 'udp_task' }) + drops;
     };
     for (;;) {
-      const accounted = counter.fullAt.size + (await refusedNow()) + procDrops(bridge.ports.udp);
+      const accounted = counter.fullAt.size + (await lostNow());
       if (accounted >= o.datagrams + 1 || performance.now() > deadline) break;
       await counter.progress(500);
     }
