@@ -300,3 +300,19 @@ export function connectionSubscriber(connection: SubscribableConnection): TopicS
     return () => connection.unsubscribe(subscription);
   };
 }
+
+/**
+ * The item a delivered message announces, when it is a task or app state message: `<taskRoot>/<taskId>/state`
+ * (kind task_state) or `<cloudRoot>/<tenant>/app/<appId>/state` (kind cloud_app_state); null otherwise.
+ */
+export function monitoredFromDelivery(d: { topic: string; kind: string }, roots: { task: string; cloud: string }): MonitoredItem | null {
+  if (d.kind === 'task_state' && d.topic.startsWith(`${roots.task}/`)) {
+    const rest = d.topic.slice(roots.task.length + 1).split('/');
+    if (rest.length === 2 && rest[1] === 'state' && rest[0]) return { kind: 'sense_task', taskId: rest[0], stateTopic: d.topic };
+  }
+  if (d.kind === 'cloud_app_state' && d.topic.startsWith(`${roots.cloud}/`)) {
+    const rest = d.topic.slice(roots.cloud.length + 1).split('/');
+    if (rest.length === 4 && rest[1] === 'app' && rest[3] === 'state' && rest[0] && rest[2]) return { kind: 'cloud_app', tenantId: rest[0], appId: rest[2], stateTopic: d.topic };
+  }
+  return null;
+}

@@ -3,7 +3,8 @@
 // an earlier run announced.
 import type { Feature } from './feature.ts';
 import { BridgeInfo, enabledFeatures } from '../alerts/bridge-info.ts';
-import { HaDiscovery, connectionSubscriber, storedAnnouncedTopics } from '../alerts/ha-discovery.ts';
+import { HaDiscovery, connectionSubscriber, monitoredFromDelivery, storedAnnouncedTopics } from '../alerts/ha-discovery.ts';
+import type { DeliveryEvent } from '../mqtt/publisher.ts';
 import { packageVersion } from '../package-root.ts';
 
 export const bridgeTopics: Feature = {
@@ -62,6 +63,25 @@ export const homeAssistantDiscovery: Feature = {
       },
       { sink: delivery.outbox, announced: storedAnnouncedTopics(delivery.store), subscribe: connectionSubscriber(delivery.connection), logger: ctx.logger },
     );
-    return [{ name: 'Home Assistant discovery', start: () => haDiscovery.start(), stop: () => haDiscovery.stop() }];
+    // One problem sensor per Sense task and Qlik Cloud app with a retained state topic: announced when
+    // the broker acknowledges its first state message (the features that publish them need not know).
+    const roots = { task: m.taskEventsTopicRoot.replace(/\/+$/, ''), cloud: m.cloudEventsTopicRoot.replace(/\/+$/, '') };
+    const onDelivered = (d: DeliveryEvent) => {
+      const item = m.homeAssistant.enable ? monitoredFromDelivery(d, roots) : null;
+      if (item) void haDiscovery.addMonitored(item);
+    };
+    return [
+      {
+        name: 'Home Assistant discovery',
+        start: async () => {
+          delivery.publisher.on('delivered', onDelivered);
+          await haDiscovery.start();
+        },
+        stop: async () => {
+          delivery.publisher.off('delivered', onDelivered);
+          await haDiscovery.stop();
+        },
+      },
+    ];
   },
 };
