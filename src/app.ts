@@ -184,6 +184,7 @@ export class App {
   private readonly logFile: RotatingFile | null = null;
   private qrsClient: QrsClient | null | undefined;
   private readonly readinessChecks: (() => string | null)[] = [];
+  private readonly healthReaders = new Map<string, (() => { reachable: boolean | null; lastError: string | null })[]>();
   private readonly listenerList: { name: string; where: () => { address: string; port: number } | null }[] = [];
 
   /** The sockets the features listen on, with the addresses they bound (after start). */
@@ -241,6 +242,8 @@ export class App {
       readiness: () => this.readiness(),
       addReadinessCheck: (check) => this.readinessChecks.push(check),
       addListener: (name, where) => this.listenerList.push({ name, where }),
+      addHealth: (service, health) => this.healthReaders.set(service, [...(this.healthReaders.get(service) ?? []), health]),
+      healthOf: (service) => this.healthReaders.get(service) ?? [],
     };
     for (const feature of FEATURES) {
       if (!feature.enabled(b)) continue;

@@ -18,6 +18,8 @@ export const bridgeTopics: Feature = {
     const qrs = b.configQRS.host ? ctx.qrs() : null;
     const { outbox, inbox } = delivery;
     const metrics = ctx.metrics;
+    // The Qlik Cloud API clients of the cloud features (built before this one).
+    const cloudHealth = ctx.healthOf('qlik_cloud');
     const bridgeInfo = new BridgeInfo(
       { topicRoot: m.bridgeTopicRoot, healthIntervalSeconds: m.bridgeHealthIntervalSeconds, retainInfo: !m.azureEventGrid.enable, version: packageVersion(), clientId: ctx.config.clientId, features: enabledFeatures(b), configFile: ctx.config.file },
       {
@@ -28,8 +30,7 @@ export const bridgeTopics: Feature = {
           inboxDepth: inbox.depth,
           refused: await metrics.total('butler_mqtt_messages_refused_total'),
           qrs: qrs ? { reachable: qrs.health().reachable, lastError: qrs.health().lastError } : null,
-          // The Qlik Cloud API client belongs to the cloud feature; its health is not shared yet.
-          qlikCloud: m.qlikSenseCloud.event.mqttForward.enable ? { forwardBrokerConnected: (await metrics.total('butler_mqtt_broker_connected', { broker: 'cloud' })) === 1, api: null } : null,
+          qlikCloud: m.qlikSenseCloud.event.mqttForward.enable || cloudHealth.length > 0 ? { forwardBrokerConnected: (await metrics.total('butler_mqtt_broker_connected', { broker: 'cloud' })) === 1, api: combinedHealth(cloudHealth) } : null,
         }),
         logger: ctx.logger,
       },
@@ -85,3 +86,14 @@ export const homeAssistantDiscovery: Feature = {
     ];
   },
 };
+
+/** Several clients of one service as one health: reachable when every one that was used is; the first error. */
+function combinedHealth(readers: (() => { reachable: boolean | null; lastError: string | null })[]): { reachable: boolean | null; lastError: string | null } | null {
+  if (readers.length === 0) return null;
+  const all = readers.map((r) => r());
+  const known = all.filter((h) => h.reachable !== null);
+  return {
+    reachable: known.length === 0 ? null : known.every((h) => h.reachable === true),
+    lastError: all.find((h) => h.reachable === false)?.lastError ?? null,
+  };
+}

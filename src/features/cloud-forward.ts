@@ -27,6 +27,8 @@ export const cloudForward: Feature = {
     } else {
       logger.info('Butler.qlikSenseCloud.enable is false: Qlik Cloud reload alerts carry only what the event says (no app, reload or script log lookup)');
     }
+    const forwardClient = cloud;
+    if (forwardClient) ctx.addHealth('qlik_cloud', () => forwardClient.health());
     const filter = { appReloadTopic: fwd.topic.appReload, tenantId: tenant.id };
     const reconcile = cloudTenants(b).some((t) => (t.webhook || t.poller) && t.tenantId === tenant.id);
     const handler = new CloudReloadHandler(

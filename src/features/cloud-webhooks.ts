@@ -34,6 +34,7 @@ export const cloudWebhooks: Feature = {
     const perTenant = new Map<string, { alerts: CloudReloadHandler; cloud: CloudClient | null }>();
     for (const t of tenants) {
       const client = t.url && t.apiKey ? new CloudClient({ tenantUrl: t.url, token: t.apiKey, ca: t.caFile || undefined }, { logger, metrics }) : null;
+      if (client) ctx.addHealth('qlik_cloud', () => client.health());
       if (client) clients.set(t.name, client);
       const enrich = t.enrich ? client : null;
       const alerts = new CloudReloadHandler(

@@ -56,6 +56,10 @@ export interface FeatureContext {
   readiness(): Readiness;
   /** Adds a reason why the bridge is not ready (checked at every /ready and status request). */
   addReadinessCheck(check: () => string | null): void;
+  /** Adds an upstream's health (e.g. 'qlik_cloud'), for the bridge's health message. */
+  addHealth(service: string, health: () => { reachable: boolean | null; lastError: string | null }): void;
+  /** The health readers other features added for a service (features built earlier in the list). */
+  healthOf(service: string): (() => { reachable: boolean | null; lastError: string | null })[];
   /** Names a socket the feature listens on, for the start-up summary (`where` is read after start). */
   addListener(name: string, where: () => { address: string; port: number } | null): void;
 }
