@@ -13,5 +13,7 @@ function testFiles(target) {
 
 const targets = process.argv.slice(2);
 const files = (targets.length > 0 ? targets : ['test/unit', 'test/integration', 'test/e2e']).flatMap(testFiles);
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+// --test-force-exit: a test file whose tests have all finished ends even when a handle it forgot (a
+// socket, a timer) would keep its process alive; one such leak must not hang the whole run.
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...files], { stdio: 'inherit' });
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
