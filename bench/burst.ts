@@ -2,7 +2,7 @@
 // kernel drops before the bridge reads it never reaches `received`; the rest must all be delivered.
 import { sleep } from '../test/support/wait.ts';
 import { launchBridge, sumMetric, type BridgeTuning, type Resources, type Stack } from './lib/stack.ts';
-import { DatagramSender, DeliveryCounter, failureEvent, round, warmUp } from './lib/traffic.ts';
+import { DatagramSender, DeliveryCounter, round, sendUnpaced, warmUp } from './lib/traffic.ts';
 
 export interface BurstResult {
   sent: number;
@@ -26,11 +26,8 @@ export async function runBurst(stack: Stack, res: Resources, tuning: BridgeTunin
   const sender = new DatagramSender(ports.udp);
   try {
     await warmUp(sender, counter);
-    const events = Array.from({ length: o.datagrams }, (_, i) => failureEvent(i));
     const t0 = performance.now();
-    for (const e of events) sender.send(e);
-    await sender.flush();
-    const sendMs = performance.now() - t0;
+    const { events, sendMs } = await sendUnpaced(sender, o.datagrams);
     const complete = await counter.waitFor(o.datagrams, o.timeoutMs);
     const drainSeconds = (performance.now() - t0) / 1000;
     await sleep(300);

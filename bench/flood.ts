@@ -8,7 +8,7 @@ import { sleep } from '../test/support/wait.ts';
 import { freeUdpPort } from '../test/support/udp.ts';
 import { parseUdpDrops } from '../src/sense/udp-drops.ts';
 import { launchBridge, sumMetric, type BridgeTuning, type Resources, type Stack } from './lib/stack.ts';
-import { DatagramSender, DeliveryCounter, failureEvent, round, warmUp } from './lib/traffic.ts';
+import { DatagramSender, DeliveryCounter, round, sendUnpaced, warmUp } from './lib/traffic.ts';
 
 export interface RawReceiverResult {
   sent: number;
@@ -76,11 +76,7 @@ export async function runRawReceiver(res: Resources, count: number, receiveBuffe
   };
   await nextLine(); // ready
   const sender = new DatagramSender(port);
-  const events = Array.from({ length: count }, (_, i) => failureEvent(i));
-  const t0 = performance.now();
-  for (const e of events) sender.send(e);
-  await sender.flush();
-  const sendMs = performance.now() - t0;
+  const { sendMs } = await sendUnpaced(sender, count);
   let received = 0;
   // Counted once the count stops moving (the receiver is idle for 300 ms).
   for (let last = -1; received !== last; ) {
@@ -106,11 +102,8 @@ export async function runFlood(stack: Stack, res: Resources, tuning: BridgeTunin
   const sender = new DatagramSender(bridge.ports.udp);
   try {
     await warmUp(sender, counter);
-    const events = Array.from({ length: o.datagrams }, (_, i) => failureEvent(i));
     const t0 = performance.now();
-    for (const e of events) sender.send(e);
-    await sender.flush();
-    const sendMs = performance.now() - t0;
+    const { events, sendMs } = await sendUnpaced(sender, o.datagrams);
     // Done when every datagram is delivered, refused or dropped by the kernel (or at the timeout).
     const deadline = performance.now() + o.timeoutMs;
     // Refusals and kernel drops as the bridge counts them (its drops metric), else /proc/net/udp.

@@ -183,3 +183,12 @@ export function round(n: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }
+
+/** Hands `count` unique failure events to the socket as fast as it takes them; the events and the time it took. */
+export async function sendUnpaced(sender: DatagramSender, count: number): Promise<{ events: BenchEvent[]; sendMs: number }> {
+  const events = Array.from({ length: count }, (_, i) => failureEvent(i));
+  const t0 = performance.now();
+  for (const e of events) sender.send(e);
+  await sender.flush();
+  return { events, sendMs: performance.now() - t0 };
+}

@@ -324,17 +324,22 @@ export const TaskState = Type.Object(
 const NULLABLE_TEXT = Type.Union([Type.String(), Type.Null()]);
 const CLOUD_RELOAD_STATUS = Type.String({ description: 'The reloads API status: SUCCEEDED, FAILED, CANCELED, EXCEEDED_LIMIT (QUEUED, RELOADING and CANCELING are not finished and not published).' });
 
+/** What the reload message and the app state share, in this order. */
+const cloudAppFields = {
+  tenant: Type.String({ description: 'The tenant name of the config.' }),
+  tenantId: Type.String(),
+  appId: Type.String(),
+  appName: Type.String(),
+  reloadId: Type.String(),
+  status: CLOUD_RELOAD_STATUS,
+  startTime: NULLABLE_TEXT,
+  stopTime: NULLABLE_TEXT,
+  duration: Type.Union([Type.Number({ description: 'Milliseconds.' }), Type.Null()]),
+};
+
 export const CloudAppReload = Type.Object(
   {
-    tenant: Type.String({ description: 'The tenant name of the config.' }),
-    tenantId: Type.String(),
-    appId: Type.String(),
-    appName: Type.String(),
-    reloadId: Type.String(),
-    status: CLOUD_RELOAD_STATUS,
-    startTime: NULLABLE_TEXT,
-    stopTime: NULLABLE_TEXT,
-    duration: Type.Union([Type.Number({ description: 'Milliseconds.' }), Type.Null()]),
+    ...cloudAppFields,
     errors: Type.Array(Type.Unknown()),
     intake: Type.String({ description: 'webhook or poller.' }),
     eventId: Type.String(),
@@ -345,15 +350,7 @@ export const CloudAppReload = Type.Object(
 
 export const CloudAppState = Type.Object(
   {
-    tenant: Type.String(),
-    tenantId: Type.String(),
-    appId: Type.String(),
-    appName: Type.String(),
-    reloadId: Type.String(),
-    status: CLOUD_RELOAD_STATUS,
-    startTime: NULLABLE_TEXT,
-    stopTime: NULLABLE_TEXT,
-    duration: Type.Union([Type.Number({ description: 'Milliseconds.' }), Type.Null()]),
+    ...cloudAppFields,
     consecutiveFailures: Type.Integer({ minimum: 0 }),
     lastSuccessTime: NULLABLE_TEXT,
   },
