@@ -24,6 +24,7 @@ import type { Delivery, Feature, FeatureContext, Part, Readiness } from './featu
 import { operations } from './features/operations.ts';
 import { restPublish } from './features/rest-publish.ts';
 import { taskStartCommands } from './features/task-start-commands.ts';
+import { lowerProcessingPriority } from './sense/thread-priority.ts';
 import { licenseMonitor, serviceMonitor } from './features/monitors.ts';
 import { taskAlerts } from './features/task-alerts.ts';
 import { cloudForward } from './features/cloud-forward.ts';
@@ -320,6 +321,9 @@ export class App {
         throw new StartError(part.name, err as Error);
       }
     }
+    // Every UDP receive thread exists now (a thread takes its creator's nice value): from here on the
+    // main thread yields to them when the CPU is busy.
+    if (b.udpServerConfig.enable) lowerProcessingPriority(b.udpServerConfig.processingNice, this.logger);
     const message = `butler-mqtt started on ${os.hostname()} with config ${this.config.file}`;
     this.logger.info({ clientId: this.config.clientId, outbox: this.outbox?.depth ?? 0, logLevel: b.logLevel }, message);
   }

@@ -1,55 +1,62 @@
-// The UDP receive loop, in a worker thread of its own: it reads the socket and hands the datagrams to
-// the main thread in batches, and does nothing else, so the kernel's receive buffer is drained even
-// while the main thread enriches, stores or publishes. Plain JavaScript, so it runs the same from the
-// sources and from the build without a loader.
+// The UDP receive loop, in a worker thread of its own: it reads the socket and copies each datagram
+// into a ring buffer shared with the main thread, and does nothing else, so the kernel's receive buffer
+// is drained even while the main thread enriches, stores or publishes. Nothing is allocated per
+// datagram beyond what Node.js itself allocates, and the main thread is woken with one message per
+// round of taking, not one per datagram. Plain JavaScript, so it runs the same from the sources and
+// from the build without a loader.
 //
-// Batch layout (one transferred ArrayBuffer): per datagram, u8 address length, the address (latin1),
-// u32 datagram length, the datagram.
+// The ring layout is described in udp-ring.ts (the main thread's side); the two must agree.
 import dgram from 'node:dgram';
 import { parentPort, workerData } from 'node:worker_threads';
 
-const { host, port, type, receiveBufferBytes, maxQueued } = workerData;
+const { host, port, type, receiveBufferBytes, maxQueued, ring, control } = workerData;
+// Control slots (Int32): keep in step with udp-ring.ts.
+const WRITE = 0;
+const READ = 1;
+const WRITTEN = 2;
+const TAKEN = 3;
+const WAKE = 4;
+const OVERFLOW = 5;
+const WRAP = 255;
+
+const data = Buffer.from(ring);
+const size = data.length;
+const ctl = new Int32Array(control);
 const socket = dgram.createSocket({ type });
 
-let batch = [];
-let batchBytes = 0;
-let flushScheduled = false;
-/** Datagrams handed over and not yet acknowledged by the main thread. */
-let outstanding = 0;
-/** Datagrams read but refused because the main thread is `maxQueued` behind (reported, never silent). */
-let overflow = 0;
+function wake() {
+  if (Atomics.compareExchange(ctl, WAKE, 0, 1) === 0) parentPort.postMessage({ type: 'data' });
+}
 
-function flush() {
-  flushScheduled = false;
-  if (batch.length === 0 && overflow === 0) return;
-  const out = Buffer.from(new ArrayBuffer(batchBytes));
-  let at = 0;
-  for (const [msg, address] of batch) {
-    at = out.writeUInt8(address.length, at);
-    at += out.write(address, at, 'latin1');
-    at = out.writeUInt32LE(msg.length, at);
-    at += msg.copy(out, at);
+/** Copies one datagram into the ring; false when the ring has no room for it. */
+function put(msg, address) {
+  const need = 1 + address.length + 4 + msg.length;
+  const w = Atomics.load(ctl, WRITE);
+  const r = Atomics.load(ctl, READ);
+  const free = size - 1 - ((w - r + size) % size);
+  let at = w;
+  if (w + need > size) {
+    // Does not fit before the end: mark the rest as skipped and start again at 0.
+    if (size - w + need > free) return false;
+    data[w] = WRAP;
+    at = 0;
+  } else if (need > free) {
+    return false;
   }
-  const count = batch.length;
-  outstanding += count;
-  parentPort.postMessage({ type: 'batch', buffer: out.buffer, count, overflow, outstanding }, [out.buffer]);
-  batch = [];
-  batchBytes = 0;
-  overflow = 0;
+  // Plain stores and TypedArray#set: no call into the runtime per datagram.
+  data[at] = address.length;
+  for (let i = 0; i < address.length; i++) data[at + 1 + i] = address.charCodeAt(i);
+  data.writeUInt32LE(msg.length, at + 1 + address.length);
+  data.set(msg, at + 5 + address.length);
+  Atomics.store(ctl, WRITE, (at + need) % size);
+  Atomics.add(ctl, WRITTEN, 1);
+  return true;
 }
 
 socket.on('message', (msg, rinfo) => {
-  if (outstanding + batch.length >= maxQueued) {
-    overflow += 1;
-  } else {
-    batch.push([msg, rinfo.address]);
-    batchBytes += 1 + rinfo.address.length + 4 + msg.length;
-  }
-  if (batch.length >= 256) flush();
-  else if (!flushScheduled) {
-    flushScheduled = true;
-    setImmediate(flush);
-  }
+  const queued = (Atomics.load(ctl, WRITTEN) - Atomics.load(ctl, TAKEN)) | 0;
+  if (queued >= maxQueued || rinfo.address.length >= WRAP || !put(msg, rinfo.address)) Atomics.add(ctl, OVERFLOW, 1);
+  wake();
 });
 
 socket.on('error', (err) => {
@@ -75,10 +82,7 @@ socket.once('listening', () => {
 });
 
 parentPort.on('message', (m) => {
-  if (m.type === 'ack') {
-    outstanding -= m.count;
-  } else if (m.type === 'close') {
-    flush();
+  if (m.type === 'close') {
     socket.close(() => {
       parentPort.postMessage({ type: 'closed' });
       parentPort.close();

@@ -1,7 +1,8 @@
 // A thin source: one UDP port of Sense log-appender datagrams turned into pipeline input. The socket
-// is read by a worker thread that does nothing else (udp-receiver-worker.js), so intake never waits for
-// enrichment, storage or publishing; here, on the main thread, each datagram passes the cheap checks
-// (allow-list, size, rate limit) and goes to its lane, which parses and accepts it durably.
+// is read by a worker thread that does nothing else (udp-receiver-worker.js) and copies each datagram
+// into a ring buffer shared with this thread (udp-ring.ts), so intake never waits for enrichment,
+// storage or publishing; here, on the main thread, each datagram passes the cheap checks (allow-list,
+// size, rate limit) and goes to its lane, which parses and accepts it durably.
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
@@ -10,6 +11,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Lane } from '../pipeline/lane.ts';
 import { readRmemMax, readUdpDrops } from './udp-drops.ts';
+import { UdpRing } from './udp-ring.ts';
 
 export interface UdpSourceOptions {
   /** Human name for log lines, e.g. "task events". */
@@ -25,6 +27,8 @@ export interface UdpSourceOptions {
   maxMessagesPerMinute: number | null;
   /** Datagrams read but not yet taken by the pipeline, at most; more are refused as intake_full. */
   maxQueued?: number;
+  /** Bytes of datagrams read but not yet taken, at most (the ring's size); more are refused as intake_full. */
+  queueBytes?: number;
 }
 
 /** The settings every UDP port shares, from Butler.udpServerConfig. */
@@ -47,6 +51,10 @@ export interface UdpSourceHooks {
 
 const WINDOW_MS = 60_000;
 const DEFAULT_MAX_QUEUED = 200_000;
+/** 32 MiB: about 40,000 reload-failure datagrams. Memory is used only as far as a backlog reaches. */
+export const DEFAULT_QUEUE_BYTES = 32 * 1024 * 1024;
+/** Datagrams taken per turn of the event loop, so a backlog never holds up timers and sockets. */
+const TAKE_PER_TURN = 256;
 const WORKER_URL = new URL('./udp-receiver-worker.js', import.meta.url);
 
 /** Strips the IPv4-mapped IPv6 prefix so allow-list entries can be plain IPv4. */
@@ -56,7 +64,7 @@ function normaliseAddress(address: string): string {
 
 type WorkerMessage =
   | { type: 'listening'; address: string; port: number; requested: number | null; granted: number | null }
-  | { type: 'batch'; buffer: ArrayBuffer; count: number; overflow: number; outstanding: number }
+  | { type: 'data' }
   | { type: 'error'; message: string; code: string | null }
   | { type: 'warning'; message: string }
   | { type: 'closed' };
@@ -68,7 +76,10 @@ export class UdpSource {
   private windowStart = 0;
   private windowCount = 0;
   private rateLimitWarned = false;
-  private queued = 0;
+  private ring: UdpRing | null = null;
+  private taking = false;
+  /** Meta text per sender address (a handful of Sense nodes), built once. */
+  private readonly metaByAddress = new Map<string, string>();
 
   constructor(
     private readonly options: UdpSourceOptions,
@@ -91,6 +102,8 @@ export class UdpSource {
     const { logger } = this.deps;
     const name = `UDP ${this.options.name}`;
     this.allowed = this.options.allowedSources === null ? null : await this.resolveAllowList(this.options.allowedSources);
+    const ring = new UdpRing(this.options.queueBytes ?? DEFAULT_QUEUE_BYTES);
+    this.ring = ring;
     const worker = new Worker(WORKER_URL, {
       workerData: {
         host: this.options.host,
@@ -98,6 +111,8 @@ export class UdpSource {
         type: net.isIPv6(this.options.host) ? 'udp6' : 'udp4',
         receiveBufferBytes: this.options.receiveBufferBytes,
         maxQueued: this.options.maxQueued ?? DEFAULT_MAX_QUEUED,
+        ring: ring.ring,
+        control: ring.control,
       },
       // The receive loop needs little; a small heap keeps the thread's footprint small.
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
@@ -144,8 +159,8 @@ export class UdpSource {
     if (!worker) return;
     this.sampleDrops();
     this.deps.metrics.dropReaders.delete(this.sampleDrops);
-    // The receive thread flushes what it read, closes the socket and says so; what it handed over is
-    // taken below before stop() returns.
+    // The receive thread closes the socket and says so; what it put in the ring is taken below
+    // before stop() returns.
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 2000);
       worker.on('message', (m: WorkerMessage) => {
@@ -157,6 +172,7 @@ export class UdpSource {
       worker.postMessage({ type: 'close' });
     });
     await worker.terminate();
+    while (this.takeSome() > 0);
     this.deps.logger.info(`UDP ${this.options.name}: stopped`);
   }
 
@@ -171,9 +187,11 @@ export class UdpSource {
   private fromWorker(m: WorkerMessage): void {
     const name = `UDP ${this.options.name}`;
     switch (m.type) {
-      case 'batch':
-        this.takeBatch(m.buffer, m.count, m.overflow);
-        this.worker?.postMessage({ type: 'ack', count: m.count });
+      case 'data':
+        if (!this.taking) {
+          this.taking = true;
+          this.takeTurn();
+        }
         return;
       case 'error':
         this.deps.logger.error({ err: m.message }, `${name}: socket error: ${m.message}`);
@@ -187,32 +205,62 @@ export class UdpSource {
     }
   }
 
-  private takeBatch(buffer: ArrayBuffer, count: number, overflow: number): void {
-    const buf = Buffer.from(buffer);
-    let at = 0;
-    for (let i = 0; i < count; i++) {
-      const addressLength = buf.readUInt8(at);
-      at += 1;
-      const address = buf.toString('latin1', at, at + addressLength);
-      at += addressLength;
-      const length = buf.readUInt32LE(at);
-      at += 4;
-      this.receive(buf.subarray(at, at + length), normaliseAddress(address));
-      at += length;
+  /**
+   * Takes a turn's worth from the ring; while more is waiting, the next turn follows after the event
+   * loop has run once. When the ring is empty the receive thread is re-armed to wake this thread, and
+   * the ring is looked at once more (a datagram written in between would otherwise wait unseen).
+   */
+  private readonly takeTurn = (): void => {
+    const ring = this.ring;
+    if (!ring) {
+      this.taking = false;
+      return;
     }
+    if (this.takeSome() === TAKE_PER_TURN) {
+      setImmediate(this.takeTurn);
+      return;
+    }
+    ring.rearm();
+    if (this.takeSome() > 0) {
+      setImmediate(this.takeTurn);
+      return;
+    }
+    this.taking = false;
+  };
+
+  /** Up to one turn's worth of datagrams to the lane, and the refusals the receive thread counted. */
+  private takeSome(): number {
+    const ring = this.ring;
+    if (!ring) return 0;
+    const overflow = ring.takeOverflow();
     for (let i = 0; i < overflow; i++) {
       this.deps.metrics.eventsReceived.inc({ source: this.lane.source });
-      this.lane.reject('intake_full', `more than ${this.options.maxQueued ?? DEFAULT_MAX_QUEUED} datagrams read and not yet accepted`, '');
+      this.lane.reject('intake_full', `more than ${this.options.maxQueued ?? DEFAULT_MAX_QUEUED} datagrams or ${this.options.queueBytes ?? DEFAULT_QUEUE_BYTES} bytes read and not yet accepted`, '');
     }
+    return ring.take(TAKE_PER_TURN, this.receive);
   }
 
-  private receive(msg: Buffer, address: string): void {
+  /**
+   * What the receive thread did, read from shared memory without waiting for this thread's event
+   * loop: datagrams written into the ring since start, those not yet taken, and those refused and not
+   * yet counted.
+   */
+  intakeCounts(): { written: number; backlog: number; refused: number } | null {
+    return this.ring ? { written: this.ring.written(), backlog: this.ring.backlog(), refused: this.ring.pendingOverflow() } : null;
+  }
+
+  private readonly receive = (msg: Buffer, rawAddress: string): void => {
+    const address = normaliseAddress(rawAddress);
     if (this.allowed && !this.allowed.has(address)) return this.refuse('source_not_allowed', `${address} is not in allowedSources`, address);
     if (msg.length > this.options.maxMessageSize) return this.refuse('too_large', `${msg.length} bytes, more than maxMessageSize ${this.options.maxMessageSize}`, address);
     if (this.options.maxMessagesPerMinute !== null && !this.withinRateLimit()) return this.refuse('rate_limited', `more than ${this.options.maxMessagesPerMinute} datagrams this minute`, address);
-    // The datagram shares the batch's memory; the lane keeps it only as long as it needs it.
-    void this.lane.submit(msg, `{"from":${JSON.stringify(address)}}`, address);
-  }
+    let meta = this.metaByAddress.get(address);
+    if (meta === undefined) {
+      meta = `{"from":${JSON.stringify(address)}}`;
+      if (this.metaByAddress.size < 1024) this.metaByAddress.set(address, meta);
+    }
+    void this.lane.submit(msg, meta, address);
+  };
 
   private refuse(reason: string, detail: string, from: string): void {
     this.deps.metrics.eventsReceived.inc({ source: this.lane.source });

@@ -1,9 +1,12 @@
 // Accepted means kept: the bridge (a real child process) is killed with SIGKILL while accepted
 // datagrams wait in its inbox behind a slow QRS; after a restart every one of them is alerted,
-// oldest first and before anything that arrives later, and none twice.
+// oldest first and before anything that arrives later, and none twice. On the way: the bridge's main
+// thread runs at the lower priority udpServerConfig.processingNice asks for, its other threads do not.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startBroker } from '../support/broker.ts';
@@ -29,6 +32,16 @@ function inboxRows(file: string): number {
   }
 }
 
+/** A thread's nice value (field 19 of /proc/<pid>/task/<tid>/stat, counted after the command name). */
+function threadNice(pid: number, tid: number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+function threadNices(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).filter((tid) => Number(tid) !== pid).map((tid) => threadNice(pid, Number(tid)));
+}
+
 test('SIGKILL right after 250 datagrams were accepted: after a restart all 250 are alerted, in order, before a newer one', async (t) => {
   const pki = await createTestPki();
   const sim = await QrsSimulator.start({ pki });
@@ -51,6 +64,12 @@ test('SIGKILL right after 250 datagrams were accepted: after a restart all 250 a
     // QRS answers only after 8 s: the first event is in progress, the rest wait (the kill comes well before).
     sim.setLatency(8_000);
     const first = await spawnBridge(file);
+    // Once its UDP port listens, the bridge's main thread (thread id = pid) runs 10 nice steps below
+    // where it started (this process's nice, which the child inherited); the receive thread does not.
+    const ownNice = os.getPriority();
+    assert.equal(threadNice(first.child.pid!, first.child.pid!), Math.min(19, ownNice + 10));
+    assert.ok(first.lines.some((l) => l.includes(`processing thread nice ${ownNice} → ${Math.min(19, ownNice + 10)}`)));
+    assert.ok(threadNices(first.child.pid!).includes(ownNice), 'threads other than the main one keep the nice value the process started with');
     const ids = Array.from({ length: 250 }, () => randomUUID());
     await sendDatagrams(udpPort, ids.map((executionId) => schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId, taskName: 'crash test' })));
     await waitFor(() => inboxRows(dbFile) === 250, 10_000, '250 accepted datagrams in the inbox');

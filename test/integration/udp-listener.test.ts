@@ -1,7 +1,8 @@
 // The UDP listener with real sockets: every rejection reason moves its counter by exactly
 // what was sent, the in-memory queue spills into the durable inbox and is read back, the receive
 // buffer is sized and reported, a 2,000-datagram burst from one sender is alerted in full, and one
-// listener implementation serves two ports with two parsers.
+// listener implementation serves two ports with two parsers; the receive thread's ring buffer wraps
+// around intact, and when full refuses and counts (intake_full) instead of losing unseen.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -321,5 +322,100 @@ test('one source and one pipeline implementation, two ports, two parsers: schedu
     await taskLane.stop();
     await sessionLane.stop();
     store.close();
+  }
+});
+
+/** A ring-buffer source on its own lane and store: the pipeline side of the receive thread. */
+async function ringSource(name: string, queueBytes: number) {
+  const store = new Store({ file: path.join(tmp.dir, name, 'store.sqlite') });
+  const outbox = new Outbox(store, { maxMessages: 100_000, maxBytes: 1 << 28, defaultQos: 1, maxQos: 2, maxPacketBytes: 0 });
+  const inbox = new Inbox(store, outbox, { maxEvents: 100_000, dedupTtlMs: 60_000 });
+  const metrics = new Metrics({ processMetrics: false });
+  const pipeline = new Pipeline({ inbox, outbox, logger: silentLogger(), metrics });
+  const lane = pipeline.lane({ concurrency: 4, queueSize: 1000, source: 'udp_task', name: 'task events' }, {
+    parse: parseSchedulerDatagram,
+    handle: async (e) => [{ topic: 'test/ring', payload: `${e.executionId}|${e.taskName}`, kind: 'test' }],
+  });
+  const source = new UdpSource(
+    { name: 'task events', host: '127.0.0.1', port: 0, maxMessageSize: 65507, receiveBufferBytes: 1 << 20, allowedSources: null, maxMessagesPerMinute: null, queueBytes },
+    lane,
+    {},
+    { logger: silentLogger(), metrics },
+  );
+  lane.start();
+  await source.start();
+  const payloads = () => outbox.peek(0, 100_000).map((r) => r.payload.toString('utf8'));
+  const close = async () => {
+    await source.stop();
+    await lane.stop();
+    store.close();
+  };
+  return { source, outbox, inbox, metrics, payloads, close };
+}
+
+/** executionId of datagram i: a valid GUID that names its index. */
+const ringId = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+
+test('the receive ring wraps around again and again without losing or mangling a datagram (64 KiB ring, 1,500 datagrams of 6 sizes)', async () => {
+  const r = await ringSource('ring-wrap', 64 * 1024);
+  try {
+    const port = r.source.address!.port;
+    const expected: string[] = [];
+    // Chunks of 50 (about 15 KB), each taken before the next is sent, so nothing is refused while the
+    // write position passes the end of the ring about seven times (about 430 KB in all), at a
+    // different offset each time.
+    for (let chunk = 0; chunk < 30; chunk++) {
+      const datagrams: string[] = [];
+      for (let j = 0; j < 50; j++) {
+        const i = chunk * 50 + j;
+        const taskName = `Reload ${i} ${'x'.repeat((i % 6) * 37)}`;
+        expected.push(`${ringId(i)}|${taskName}`);
+        datagrams.push(schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId: ringId(i), taskName }));
+      }
+      await sendDatagrams(port, datagrams);
+      await waitFor(() => r.outbox.depth === (chunk + 1) * 50, 10_000, `chunk ${chunk} in the outbox`);
+    }
+    assert.deepEqual(r.payloads().sort(), expected.sort());
+    assert.equal(await r.metrics.total('butler_mqtt_events_rejected_total'), 0);
+  } finally {
+    await r.close();
+  }
+});
+
+test('a full receive ring refuses what does not fit and counts it as intake_full; what it took is handled, and the ring is usable again', async () => {
+  const r = await ringSource('ring-full', 64 * 1024);
+  try {
+    const port = r.source.address!.port;
+    const count = 400; // about 85 KB: more than the 64 KiB ring holds
+    const template = schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId: '@ID@', taskName: 'Flooded reload' });
+    // The sender is a process of its own, and this thread does not run its event loop until the
+    // receive thread has written or refused every datagram: nothing is taken from the ring meanwhile.
+    const sender = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:dgram').createSocket('udp4'); const t = process.env.T; let left = ${count};
+         for (let i = 0; i < ${count}; i++) s.send(t.replace('@ID@', '00000000-0000-4000-8000-' + String(i).padStart(12, '0')), ${port}, '127.0.0.1', () => { if (--left === 0) s.close(); });`,
+      ],
+      { env: { ...process.env, T: template }, stdio: 'ignore' },
+    );
+    const senderDone = new Promise((resolve) => sender.on('exit', resolve));
+    const deadline = Date.now() + 20_000;
+    let seen = r.source.intakeCounts()!;
+    while (seen.written + seen.refused < count && Date.now() < deadline) seen = r.source.intakeCounts()!;
+    assert.equal(seen.written + seen.refused, count, 'the receive thread wrote or refused every datagram while this thread was busy');
+    assert.ok(seen.refused > 0, 'a 64 KiB ring cannot hold 85 KB');
+    assert.ok(seen.written > 50, 'the ring held what fitted');
+    await senderDone;
+    await waitFor(async () => r.outbox.depth === seen.written && (await r.metrics.total('butler_mqtt_events_rejected_total')) === seen.refused, 10_000, 'taken and refused counted');
+    assert.equal(await r.metrics.total('butler_mqtt_events_rejected_total', { source: 'udp_task', reason: 'intake_full' }), seen.refused);
+    assert.equal(await r.metrics.total('butler_mqtt_events_accepted_total', { source: 'udp_task' }), seen.written);
+    // The first datagrams are the ones that fitted, in order.
+    const taken = r.payloads().map((p) => p.split('|')[0]).sort();
+    assert.deepEqual(taken, Array.from({ length: seen.written }, (_, i) => ringId(i)));
+    await sendDatagram(port, schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId: ringId(count), taskName: 'After the flood' }));
+    await waitFor(() => r.outbox.depth === seen.written + 1, 5000, 'the datagram after the flood');
+  } finally {
+    await r.close();
   }
 });
