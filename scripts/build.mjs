@@ -25,6 +25,13 @@ await build({
   packages: 'external',
   sourcemap: true,
   legalComments: 'none',
+  // V8 keeps a module's source text for as long as the module lives: without comments and indentation,
+  // and in ASCII only (one non-ASCII character makes V8 store the whole text in two bytes per
+  // character), the bundle's text takes about 40% of the memory. Names stay as written, so stack
+  // traces still name the functions; dist/main.mjs.map maps their positions to the sources
+  // (node --enable-source-maps).
+  minifyWhitespace: true,
+  charset: 'ascii',
   logLevel: 'warning',
 });
 // The entry's time stamp is what the bin compares with the sources: make it the newest file here.

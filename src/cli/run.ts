@@ -1,5 +1,6 @@
 // `butler-mqtt run` (the default command): start the bridge and stop it cleanly on SIGINT/SIGTERM
 // within a bounded time; whatever is undelivered stays in the outbox for the next start.
+import { startupDone } from '../startup-heap.ts';
 import type { Command } from 'commander';
 import { loadConfigOrExit, preflightOrExit } from './config-file.ts';
 import { formatIssue } from '../config/load.ts';
@@ -46,6 +47,7 @@ export function registerRun(program: Command): void {
         if (err instanceof StartError) process.exit(1);
         throw err;
       }
+      startupDone();
       // What the parts bound (port 0 in the config means a port the OS chose).
       const at = configuredAddresses(config);
       if (at.embeddedBroker && app.embeddedBroker) at.embeddedBroker.port = app.embeddedBroker.port;

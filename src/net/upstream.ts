@@ -130,8 +130,10 @@ export function statusDetail(text: string): string {
 
 export class Upstream {
   readonly origin: string;
-  private readonly pool: Pool;
   private readonly options: UpstreamOptions;
+  private readonly poolOptions: Pool.Options;
+  /** Made at the first request: undici (about 4 MB of heap) is loaded only once something is asked. */
+  private poolInstance: Pool | null = null;
   private readonly state: UpstreamHealth = { reachable: null, lastSuccessAt: null, lastError: null, lastErrorAt: null };
   private closed = false;
 
@@ -139,13 +141,17 @@ export class Upstream {
     this.options = { ...options, retries: Math.max(0, options.retries) };
     this.origin = options.origin;
     const tls = options.origin.startsWith('https:') ? loadTls(options.name, options.tls ?? {}) : undefined;
-    this.pool = new (PoolClass())(options.origin, {
+    this.poolOptions = {
       connections: options.connections,
       pipelining: 1,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 120_000,
       connect: { timeout: options.timeoutMs, ...(tls ?? {}) },
-    });
+    };
+  }
+
+  private get pool(): Pool {
+    return (this.poolInstance ??= new (PoolClass())(this.origin, this.poolOptions));
   }
 
   /**
@@ -241,7 +247,7 @@ export class Upstream {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.close();
+    await this.poolInstance?.close();
   }
 
   // -------------------------------------------------------------------------------------------------
