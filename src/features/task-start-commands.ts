@@ -54,11 +54,20 @@ export const taskStartCommands: Feature = {
         taskStartTopic: m.taskStartTopic,
         acceptRetained: m.taskStartAcceptRetained,
         unavailable: starter ? null : QRS_MISSING_DETAIL,
+        executes: delivery.ha ? () => delivery.ha?.isActive() ?? true : undefined,
+        // A command the standby saw shortly before the takeover may have reached a dying active only.
+        deferWindowMs: delivery.ha ? delivery.ha.options.failoverMs + 2000 : 0,
+        resultTopic,
       },
       { connection: delivery.connection, lane, answer: (...a) => handler.result(...a), sink: delivery.outbox, logger: ctx.logger, metrics: ctx.metrics },
     );
+    const ha = delivery.ha;
+    const onRole = (role: string) => {
+      if (role === 'active') source.takeOver();
+    };
     return [
       { name: 'task start command pipeline', start: () => lane.start(), stop: () => lane.stop() },
+      ...(ha ? [{ name: 'task start takeover', start: () => void ha.on('role', onRole), stop: () => void ha.off('role', onRole) }] : []),
       { name: 'task start commands', start: () => source.start(), stop: () => source.stop() },
     ];
   },

@@ -22,6 +22,19 @@ export interface CommandSourceOptions {
   unavailable: string | null;
   /** A packet redelivered by the broker (DUP flag, same id and payload) within this window is taken once. */
   redeliveryWindowMs?: number;
+  /**
+   * In an active/standby pair: whether this instance executes commands now (only the active does);
+   * a command arriving while it returns false is ignored and counted (reason "standby").
+   */
+  executes?: () => boolean;
+  /**
+   * With `executes`: commands a standby ignored are kept this long, ms; when the instance becomes active
+   * (takeOver()) those still within it are executed unless the active was seen answering them on
+   * `resultTopic` (same correlation id). Covers a command sent while the active was dying.
+   */
+  deferWindowMs?: number;
+  /** The result topic (empty = off): a result seen there marks the command as handled by the active. */
+  resultTopic?: string;
 }
 
 export interface CommandSourceDeps {
@@ -43,6 +56,8 @@ export class CommandSource {
   private readonly recentPackets = new Map<number, { hash: string; expires: number }>();
   private lastSweep = 0;
   private readonly windowMs: number;
+  /** Commands ignored as standby, for takeOver(). */
+  private deferred: { payload: Buffer; topic: string; correlationId: string | null; at: number }[] = [];
 
   constructor(
     private readonly options: CommandSourceOptions,
@@ -71,6 +86,10 @@ export class CommandSource {
 
   /** Public for tests that hand a packet straight to the source (e.g. a broker redelivery). */
   readonly onMessage = (topic: string, payload: Buffer, packet: IPublishPacket): void => {
+    if (this.options.resultTopic && topic === this.options.resultTopic && this.deferred.length > 0) {
+      this.resultSeen(payload);
+      return;
+    }
     if (topic !== this.options.taskStartTopic) return;
     const { metrics, logger, lane } = this.deps;
     const now = Date.now();
@@ -78,6 +97,13 @@ export class CommandSource {
     if (packet.retain && !this.options.acceptRetained) {
       metrics.eventsReceived.inc({ source: SOURCE });
       lane.reject('retained', `a retained message on ${topic} is not a command (it would start the task again at every restart); publish commands without the retain flag, or set mqttConfig.taskStartAcceptRetained`, '');
+      return;
+    }
+    if (this.options.executes && !this.options.executes()) {
+      metrics.eventsReceived.inc({ source: SOURCE });
+      metrics.eventsRejected.inc({ source: SOURCE, reason: 'standby' });
+      logger.debug({ topic }, 'task start command ignored: this instance is not the active one of the pair (the active starts the task)');
+      if (!packet.retain) this.defer(topic, payload, now);
       return;
     }
     if (this.isRedelivery(packet, payload, now)) {
@@ -104,6 +130,48 @@ export class CommandSource {
       if (outcome.status === 'refused') this.answer(cmd.taskId, cmd.correlationId ?? null, 'failed', `command not accepted: ${outcome.detail}`);
     });
   };
+
+  private defer(topic: string, payload: Buffer, now: number): void {
+    const windowMs = this.options.deferWindowMs ?? 0;
+    if (windowMs <= 0) return;
+    this.deferred = this.deferred.filter((d) => now - d.at <= windowMs);
+    const parsed = parseTaskStartCommand(payload);
+    const correlationId = parsed.ok ? (parsed.value.correlationId ?? null) : null;
+    // Only a command whose answer can be recognised: without it the old active may have started the
+    // task already, and starting it again is worse than asking the sender to retry.
+    if (!this.options.resultTopic || correlationId === null) return;
+    this.deferred.push({ payload, topic, correlationId, at: now });
+    // Bounded: a standby is not a queue of commands.
+    if (this.deferred.length > 1000) this.deferred.splice(0, this.deferred.length - 1000);
+  }
+
+  private resultSeen(payload: Buffer): void {
+    let correlationId: unknown;
+    try {
+      correlationId = (JSON.parse(payload.toString('utf8')) as { correlationId?: unknown }).correlationId;
+    } catch {
+      return;
+    }
+    if (typeof correlationId !== 'string') return;
+    this.deferred = this.deferred.filter((d) => d.correlationId !== correlationId);
+  }
+
+  /**
+   * This instance became the active one: commands it ignored as standby within the defer window, and
+   * not seen answered by the old active, are executed now (a command sent while the active was dying
+   * would otherwise start nothing). Returns how many.
+   */
+  takeOver(): number {
+    const now = Date.now();
+    const windowMs = this.options.deferWindowMs ?? 0;
+    const due = this.deferred.filter((d) => now - d.at <= windowMs);
+    this.deferred = [];
+    for (const d of due) {
+      this.deps.logger.warn({ correlationId: d.correlationId, ageMs: now - d.at }, `task start command received ${now - d.at} ms before this instance became active, not answered by the old active: executing it now`);
+      void this.deps.lane.submit(d.payload, JSON.stringify({ topic: d.topic }));
+    }
+    return due.length;
+  }
 
   private isRedelivery(packet: IPublishPacket, payload: Buffer, now: number): boolean {
     if (packet.qos === 0 || packet.messageId === undefined) return false;
