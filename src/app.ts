@@ -16,6 +16,7 @@ import { Publisher, type DeliveryEvent } from './mqtt/publisher.ts';
 import { HaCoordinator, offlineWill, type HaOptions } from './mqtt/high-availability.ts';
 import { RESULT_KIND } from './alerts/task-commands.ts';
 import { Store } from './store/sqlite.ts';
+import { RunLock } from './store/run-lock.ts';
 import { connectedStatusPayload } from './alerts/payloads.ts';
 import type { QoS } from './store/types.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
@@ -276,7 +277,25 @@ export class App {
     this.metrics.sampleOnCollect('outboxOldestAge', () => outbox.oldestAgeSeconds());
     this.metrics.sampleOnCollect('inboxOldestAge', () => inbox.oldestAgeSeconds());
     const pipeline = new Pipeline({ inbox, outbox, logger: this.logger, metrics: this.metrics, activity: this.activity });
-    this.core.push({ name: 'store', start: () => undefined, stop: () => store.close() });
+    // One running bridge per store (src/store/run-lock.ts): taken before anything reads the inbox
+    // or the outbox, released after the store is closed.
+    let lock: RunLock | null = null;
+    this.core.push({
+      name: 'store',
+      start: () => {
+        try {
+          lock = RunLock.acquire(m.delivery.outboxFile);
+        } catch (err) {
+          store.close();
+          throw err;
+        }
+      },
+      stop: () => {
+        store.close();
+        lock?.release();
+        lock = null;
+      },
+    });
 
     if (m.embeddedBroker.enable) {
       const broker = new EmbeddedBroker({ host: m.embeddedBroker.host, port: m.embeddedBroker.port }, { logger: this.logger });

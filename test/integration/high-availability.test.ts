@@ -52,16 +52,21 @@ async function startPair(label: string, options: { brokerPortFor?: (name: string
     const httpPort = await freePort();
     const dbFile = path.join(tmp.dir, label, name, 'outbox.sqlite');
     const brokerPort = options.brokerPortFor ? await options.brokerPortFor(name, broker.port) : broker.port;
+    // Merged key by key: a test's extra mqttConfig keys must not replace the instance's own client id
+    // and outbox file (two instances on one store would execute each other's commands).
     const configFile = writeConfig(
       tmp.dir,
-      deepMerge(baseButler(brokerPort), {
-        mqttConfig: { clientId: `ha-${label}-${name}`, delivery: { outboxFile: dbFile } },
-        udpServerConfig: { enable: true, serverHost: '127.0.0.1', portTaskFailure: udpPort },
-        restServerConfig: { enable: true, serverHost: '127.0.0.1', serverPort: httpPort },
-        highAvailability: { enable: true, instanceId: name, priority, failoverSeconds: FAILOVER_SECONDS },
-        ...senseConnection(sim.port, pki),
-        ...(options.extra ?? {}),
-      }),
+      deepMerge(
+        deepMerge(baseButler(brokerPort), {
+          mqttConfig: { clientId: `ha-${label}-${name}`, delivery: { outboxFile: dbFile } },
+          udpServerConfig: { enable: true, serverHost: '127.0.0.1', portTaskFailure: udpPort },
+          restServerConfig: { enable: true, serverHost: '127.0.0.1', serverPort: httpPort },
+          highAvailability: { enable: true, instanceId: name, priority, failoverSeconds: FAILOVER_SECONDS },
+          // Each instance names itself to QRS, so the simulator's request log says who started a task.
+          ...senseConnection(sim.port, pki, { headers: { static: [{ name: 'X-Qlik-User', value: 'UserDirectory=Internal; UserId=sa_api' }, { name: 'X-Bridge-Instance', value: name }] } }),
+        }),
+        options.extra ?? {},
+      ),
       `${label}-${name}.yaml`,
     );
     return { name, httpPort, udpPort, dbFile, configFile, bridge: null };
@@ -359,6 +364,9 @@ test('a task start command sent while the active hangs starts the task exactly o
   const RESULT = 'qliksense/start_task_result';
   const pair = await startPair('command', { extra: { mqttConfig: { taskStartResultTopic: RESULT }, startTaskFilter: { enable: false } } });
   const results = await collect(pair.broker.url, [RESULT]);
+  const timeline: string[] = [];
+  const mark = (what: string) => timeline.push(`${new Date().toISOString()} test: ${what}`);
+  results.client.on('message', (_topic, payload) => mark(`result ${payload.toString('utf8')}`));
   try {
     await launch(pair.a, 'ACTIVE');
     await launch(pair.b, 'standby');
@@ -367,19 +375,29 @@ test('a task start command sent while the active hangs starts the task exactly o
     await results.waitForCount(1, 10_000);
     const from = pair.b.bridge?.lines.length ?? 0;
     pair.a.bridge?.child.kill('SIGSTOP');
+    mark('SIGSTOP alpha');
     await sleep(300);
     // The active is hung (its socket still takes the command), the standby has not taken over yet.
     await results.client.publishAsync(START, JSON.stringify({ taskId: SAMPLE_TASK_ID, correlationId: 'during-failover' }), { qos: 1 });
+    mark('sent during-failover');
     assert.equal(lineTime(pair.b.bridge?.lines ?? [], /is now ACTIVE/, from), null, 'the command came before the takeover');
     await waitFor(() => lineTime(pair.b.bridge?.lines ?? [], /is now ACTIVE/, from) !== null, (FAILOVER_SECONDS + 5) * 1000, 'the standby to take over');
     await results.waitForCount(2, 10_000);
     // The hung instance resumes with the command in its socket buffer: it must not start the task again.
     const aFrom = pair.a.bridge?.lines.length ?? 0;
     pair.a.bridge?.child.kill('SIGCONT');
+    mark('SIGCONT alpha');
     await waitFor(() => (pair.a.bridge?.lines ?? []).slice(aFrom).some((l) => /is now standby/.test(l)), 10_000, 'the resumed instance to step down');
     await sleep(1000);
-    const starts = pair.sim.requestsTo(`/qrs/task/${SAMPLE_TASK_ID}/start`, 'POST').length;
-    assert.equal(starts, 2, 'two commands, two starts');
+    const startRequests = pair.sim.requestsTo(`/qrs/task/${SAMPLE_TASK_ID}/start`, 'POST');
+    const starts = startRequests.length;
+    const story = () =>
+      [
+        `task starts: ${startRequests.map((r) => `${String(r.headers['x-bridge-instance'])}@${new Date(r.at).toISOString()}`).join(', ')}`,
+        ...timeline,
+        ...[pair.a, pair.b].flatMap((m) => [`--- ${m.name}`, ...(m.bridge?.lines ?? []).filter((l) => /high availability|task start|command|inbox|MQTT/.test(l))]),
+      ].join('\n');
+    assert.equal(starts, 2, `two commands, two starts\n${story()}`);
     const correlations = results.messages.map((m) => (JSON.parse(m.text) as { correlationId: string; status: string }));
     assert.deepEqual(correlations.map((c) => c.correlationId), ['before-failover', 'during-failover']);
     assert.ok(correlations.every((c) => c.status === 'started'));
