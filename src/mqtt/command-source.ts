@@ -35,6 +35,12 @@ export interface CommandSourceOptions {
   deferWindowMs?: number;
   /** The result topic (empty = off): a result seen there marks the command as handled by the active. */
   resultTopic?: string;
+  /**
+   * With `executes`: after takeOver(), how long to wait before executing the kept commands, ms
+   * (default 0). An old active that took a command just before it stopped answering may still be
+   * answering it; its answer arriving meanwhile cancels the command here.
+   */
+  takeOverGraceMs?: number;
 }
 
 export interface CommandSourceDeps {
@@ -44,6 +50,12 @@ export interface CommandSourceDeps {
   answer: (taskId: string | null, correlationId: string | null, status: 'invalid' | 'failed', detail: string) => OutgoingMessage[];
   /** Where such answers are stored. */
   sink: MessageSink;
+  /**
+   * With `executes`: called for every "started" answer seen on the result topic (this instance's own
+   * and the other instance's), so the command's correlation id is refused here too from now on (a
+   * command redelivered or resent to this instance after the other one started it).
+   */
+  startedElsewhere?: (taskId: string, correlationId: string) => void;
   logger: Logger;
   metrics: Metrics;
 }
@@ -58,6 +70,7 @@ export class CommandSource {
   private readonly windowMs: number;
   /** Commands ignored as standby, for takeOver(). */
   private deferred: { payload: Buffer; topic: string; correlationId: string | null; at: number }[] = [];
+  private takeOverTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly options: CommandSourceOptions,
@@ -74,6 +87,8 @@ export class CommandSource {
   }
 
   stop(): void {
+    if (this.takeOverTimer) clearTimeout(this.takeOverTimer);
+    this.takeOverTimer = null;
     this.deps.connection.off('connect', this.onConnect);
     if (this.subscription) this.deps.connection.unsubscribe(this.subscription);
     this.subscription = null;
@@ -86,7 +101,7 @@ export class CommandSource {
 
   /** Public for tests that hand a packet straight to the source (e.g. a broker redelivery). */
   readonly onMessage = (topic: string, payload: Buffer, packet: IPublishPacket): void => {
-    if (this.options.resultTopic && topic === this.options.resultTopic && this.deferred.length > 0) {
+    if (this.options.resultTopic && topic === this.options.resultTopic && (this.options.executes !== undefined || this.deferred.length > 0)) {
       this.resultSeen(payload);
       return;
     }
@@ -146,28 +161,48 @@ export class CommandSource {
   }
 
   private resultSeen(payload: Buffer): void {
-    let correlationId: unknown;
+    let answer: { taskId?: unknown; correlationId?: unknown; status?: unknown };
     try {
-      correlationId = (JSON.parse(payload.toString('utf8')) as { correlationId?: unknown }).correlationId;
+      answer = JSON.parse(payload.toString('utf8')) as typeof answer;
     } catch {
       return;
     }
+    const { taskId, correlationId, status } = answer ?? {};
     if (typeof correlationId !== 'string') return;
     this.deferred = this.deferred.filter((d) => d.correlationId !== correlationId);
+    if (status === 'started' && typeof taskId === 'string') this.deps.startedElsewhere?.(taskId, correlationId);
   }
 
   /**
-   * This instance became the active one: commands it ignored as standby within the defer window, and
-   * not seen answered by the old active, are executed now (a command sent while the active was dying
-   * would otherwise start nothing). Returns how many.
+   * This instance became the active one: after takeOverGraceMs, commands it ignored as standby within
+   * the defer window before now, and not seen answered by the old active (by then), are executed (a
+   * command sent while the active was dying would otherwise start nothing).
    */
-  takeOver(): number {
+  takeOver(): void {
+    const takenAt = Date.now();
+    if (this.takeOverTimer) clearTimeout(this.takeOverTimer);
+    this.takeOverTimer = setTimeout(() => {
+      this.takeOverTimer = null;
+      this.executeDeferred(takenAt);
+    }, this.options.takeOverGraceMs ?? 0);
+    this.takeOverTimer.unref();
+  }
+
+  /** Public for tests: executes what takeOver() found (commands kept at `takenAt`, not answered since). */
+  executeDeferred(takenAt: number): number {
+    // Lost the role again during the grace (the old active was alive after all): keep them for the
+    // next takeover, within their window.
+    if (this.options.executes && !this.options.executes()) return 0;
     const now = Date.now();
     const windowMs = this.options.deferWindowMs ?? 0;
-    const due = this.deferred.filter((d) => now - d.at <= windowMs);
+    const due = this.deferred.filter((d) => takenAt - d.at <= windowMs);
     this.deferred = [];
     for (const d of due) {
-      this.deps.logger.warn({ correlationId: d.correlationId, ageMs: now - d.at }, `task start command received ${now - d.at} ms before this instance became active, not answered by the old active: executing it now`);
+      this.deps.logger.warn(
+        { correlationId: d.correlationId, ageMs: now - d.at },
+        `task start command received ${takenAt - d.at} ms before this instance became active, not answered by the old active: executing it now`,
+      );
+      // The lane refuses it if its correlation id was answered "started" meanwhile (startedElsewhere).
       void this.deps.lane.submit(d.payload, JSON.stringify({ topic: d.topic }));
     }
     return due.length;

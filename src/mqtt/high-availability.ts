@@ -90,7 +90,8 @@ export class HaCoordinator extends EventEmitter {
   /** After a takeover: released message keys → copies seen, to count duplicates. */
   private released = new Map<string, number>();
   private releasedUntil = 0;
-  private readonly heartbeatMs: number;
+  /** Heartbeat period, ms. */
+  readonly heartbeatMs: number;
   private lastTick = Date.now();
 
   constructor(
@@ -219,7 +220,12 @@ export class HaCoordinator extends EventEmitter {
       this.released.clear();
       this.releasedUntil = 0;
     }
-    if (this.discoveryTimer === null) this.decide();
+    // Decided after the messages that are waiting have been read: timers run before I/O, so a tick
+    // that comes late (this process was starved) would otherwise find the other instance silent when
+    // its heartbeats are only still unread, and take over from a live active.
+    setImmediate(() => {
+      if (this.discoveryTimer === null) this.decide();
+    });
   }
 
   private onPeerMessage(topic: string, payload: Buffer): void {
