@@ -11,9 +11,12 @@ import { RotatingFile } from './observability/log-file.ts';
 import { Outbox } from './store/outbox.ts';
 import { Inbox } from './store/inbox.ts';
 import { EmbeddedBroker } from './mqtt/embedded-broker.ts';
-import { BrokerConnection, readPem, type BrokerConnectionOptions } from './mqtt/connection.ts';
+import { BrokerConnection, readPem, topicMatches, type BrokerConnectionOptions } from './mqtt/connection.ts';
 import { Publisher, type DeliveryEvent } from './mqtt/publisher.ts';
+import { HaCoordinator, offlineWill, type HaOptions } from './mqtt/high-availability.ts';
+import { RESULT_KIND } from './alerts/task-commands.ts';
 import { Store } from './store/sqlite.ts';
+import { RunLock } from './store/run-lock.ts';
 import { connectedStatusPayload } from './alerts/payloads.ts';
 import type { QoS } from './store/types.ts';
 import { Pipeline } from './pipeline/pipeline.ts';
@@ -50,7 +53,10 @@ export function mainConnectionOptions(config: LoadedConfig): BrokerConnectionOpt
   const m = config.butler.mqttConfig;
   const eg = m.azureEventGrid;
   const availability = availabilitySettings(config.butler);
-  const will = availability ? { topic: availability.topic, payload: availability.offline, qos: availability.qos, retain: availability.retain } : undefined;
+  const ha = haSettings(config);
+  // One will per connection: in a pair it says which instance went away (the availability topic
+  // belongs to whichever instance is active, see docs/high-availability.md).
+  const will = ha ? offlineWill(ha) : availability ? { topic: availability.topic, payload: availability.offline, qos: availability.qos, retain: availability.retain } : undefined;
   const common = {
     name: 'main',
     clientId: config.clientId,
@@ -101,6 +107,58 @@ function availabilitySettings(b: ButlerConfig): { topic: string; online: string;
   const retain = a.retain ?? !b.mqttConfig.azureEventGrid.enable;
   return { topic: a.topic, online: a.onlinePayload, offline: a.offlinePayload, retain, qos: Math.min(1, deliveryQos(b)) as QoS };
 }
+
+/** Butler.highAvailability as the coordinator's options, or null when the pair is off. */
+export function haSettings(config: LoadedConfig): HaOptions | null {
+  const b = config.butler;
+  const h = b.highAvailability;
+  if (!h.enable) return null;
+  const instanceId = h.instanceId || os.hostname();
+  if (instanceId === '' || /[/+#\u0000]/.test(instanceId) || instanceId.startsWith('$')) {
+    throw new Error(`Butler.highAvailability.instanceId ${JSON.stringify(instanceId)} cannot be a topic level (no / + # or NUL, not starting with $)`);
+  }
+  if (h.group === '' || /[+#\u0000]/.test(h.group) || h.group.startsWith('$')) {
+    throw new Error(`Butler.highAvailability.group ${JSON.stringify(h.group)} cannot be a topic prefix (no wildcards, not starting with $)`);
+  }
+  return {
+    instanceId,
+    priority: h.priority,
+    group: h.group,
+    failoverMs: h.failoverSeconds * 1000,
+    retain: !b.mqttConfig.azureEventGrid.enable,
+    qos: Math.min(1, deliveryQos(b)) as QoS,
+    watchFilters: watchFilters(b),
+  };
+}
+
+/**
+ * Where a standby watches the active's alerts: the subscription root (already subscribed for commands;
+ * one subscription, so a message is not delivered twice), plus every configured alert topic outside it.
+ */
+function watchFilters(b: ButlerConfig): string[] {
+  const m = b.mqttConfig;
+  const root = m.subscriptionRootTopic;
+  const alertTopics = [
+    m.taskFailureTopic, m.taskFailureFullTopic, m.taskAbortedTopic, m.taskAbortedFullTopic, m.taskSuccessTopic, m.taskSuccessFullTopic,
+    m.serviceRunningTopic, m.serviceStoppedTopic, m.serviceStatusTopic, m.qlikSenseServerLicenseTopic, m.qlikSenseServerLicenseExpireTopic,
+    m.cloudReloadFailureTopic, m.cloudReloadFailureFullTopic, m.sessionStartTopic, m.sessionStopTopic, m.connectionOpenTopic,
+    m.connectionCloseTopic, m.userEventTopic, m.activeUserCountTopic, m.activeUsersTopic, m.taskStartResultTopic,
+  ];
+  // `t/#` matches t and everything below it (topics that take a suffix: a host and service name, a
+  // user). Filters must not overlap: a broker delivers a message once per matching subscription.
+  const filters = [root];
+  for (const t of [...new Set(alertTopics.filter((x) => x))].sort((x, y) => x.split('/').length - y.split('/').length)) {
+    if (filters.some((f) => topicMatches(f, t))) continue;
+    filters.push(`${t}/#`);
+  }
+  return filters;
+}
+
+/**
+ * Kinds a member of a pair publishes whatever its role: they come from inputs only it received (REST,
+ * the status page, task start commands it executed) or describe the instance itself (its UDP input).
+ */
+const OWN_KINDS = ['rest', 'test_event', 'udp_status', RESULT_KIND];
 
 /** The features, in the order their parts start (they stop in reverse, before the broker connection). */
 const FEATURES: readonly Feature[] = [operations, restPublish, taskStartCommands, licenseMonitor, serviceMonitor, taskAlerts, cloudForward, cloudWebhooks, userEvents, qrsNotifications, bridgeTopics, homeAssistantDiscovery];
@@ -220,7 +278,25 @@ export class App {
     this.metrics.sampleOnCollect('outboxOldestAge', () => outbox.oldestAgeSeconds());
     this.metrics.sampleOnCollect('inboxOldestAge', () => inbox.oldestAgeSeconds());
     const pipeline = new Pipeline({ inbox, outbox, logger: this.logger, metrics: this.metrics, activity: this.activity });
-    this.core.push({ name: 'store', start: () => undefined, stop: () => store.close() });
+    // One running bridge per store (src/store/run-lock.ts): taken before anything reads the inbox
+    // or the outbox, released after the store is closed.
+    let lock: RunLock | null = null;
+    this.core.push({
+      name: 'store',
+      start: () => {
+        try {
+          lock = RunLock.acquire(m.delivery.outboxFile);
+        } catch (err) {
+          store.close();
+          throw err;
+        }
+      },
+      stop: () => {
+        store.close();
+        lock?.release();
+        lock = null;
+      },
+    });
 
     if (m.embeddedBroker.enable) {
       const broker = new EmbeddedBroker({ host: m.embeddedBroker.host, port: m.embeddedBroker.port }, { logger: this.logger });
@@ -229,6 +305,7 @@ export class App {
     }
 
     const connOptions = mainConnectionOptions(config);
+    const ha = haSettings(config);
     const connection = new BrokerConnection(connOptions, { logger: this.logger, metrics: this.metrics });
     const publisher = new Publisher(
       connection,
@@ -244,19 +321,27 @@ export class App {
         },
         availability: availabilitySettings(b),
         deadLetterAfterDisconnects: m.delivery.deadLetterAfterDisconnects,
+        standby: ha ? { ownKinds: OWN_KINDS, heldMaxAgeMs: b.highAvailability.heldMaxAgeMinutes * 60_000, seenTtlMs: 10 * 60_000, seenMax: 100_000 } : undefined,
       },
       { logger: this.logger, metrics: this.metrics },
     );
     publisher.on('delivered', (d: DeliveryEvent) => this.activity.delivered(d));
-    Object.assign(this, { delivery: { store, outbox, inbox, pipeline, connection, publisher } satisfies Delivery });
+    const coordinator = ha ? new HaCoordinator(ha, { connection, publisher, logger: this.logger, metrics: this.metrics }) : null;
+    if (coordinator) {
+      this.readinessChecks.push(() => (coordinator.role === 'starting' ? 'high availability: role not decided yet (looking for the other instance)' : null));
+      this.logger.info({ instanceId: ha?.instanceId, priority: ha?.priority, group: ha?.group }, `high availability: instance ${ha?.instanceId} (priority ${ha?.priority}) of group ${ha?.group}; alerts are held until this instance is active`);
+    }
+    Object.assign(this, { delivery: { store, outbox, inbox, pipeline, connection, publisher, ha: coordinator } satisfies Delivery });
     this.connectionPart = {
       name: 'MQTT connection',
       start: () => {
         publisher.start();
+        coordinator?.start();
         connection.start();
       },
       stop: async () => {
         await publisher.stop(m.delivery.shutdownFlushSeconds * 1000);
+        await coordinator?.stop();
         await connection.stop();
       },
     };

@@ -18,7 +18,7 @@ export interface TaskStartHandler {
 }
 
 /** The command's key for deduplication; null without a correlationId (every such command is new). */
-export function commandDedupKey(cmd: TaskStartCommand): string | null {
+export function commandDedupKey(cmd: Pick<TaskStartCommand, 'taskId' | 'correlationId'>): string | null {
   return cmd.correlationId === undefined ? null : `cmd:${cmd.taskId.toLowerCase()}|${cmd.correlationId}`;
 }
 

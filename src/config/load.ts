@@ -353,6 +353,14 @@ function checkSemantics(b: ButlerConfig, dir: string): ConfigIssue[] {
     else if (checkPublishTopic(m.taskStartTopic).ok && !topicMatches(m.subscriptionRootTopic, m.taskStartTopic)) {
       add('mqttConfig.taskStartTopic', `expected a topic matched by subscriptionRootTopic ${JSON.stringify(m.subscriptionRootTopic)}, got ${JSON.stringify(m.taskStartTopic)}`);
     }
+    const ha = b.highAvailability;
+    if (ha.enable) {
+      if (ha.instanceId && (/[/+#\u0000]/.test(ha.instanceId) || ha.instanceId.startsWith('$'))) {
+        add('highAvailability.instanceId', `expected one topic level (no / + # or NUL, not starting with $), got ${JSON.stringify(ha.instanceId)}`);
+      }
+      const g = checkPublishTopic(ha.group);
+      if (!g.ok) add('highAvailability.group', `expected an MQTT topic prefix, got ${JSON.stringify(ha.group)}: ${g.reason}`);
+    }
     if (m.reconnect.minDelayMs > m.reconnect.maxDelayMs) add('mqttConfig.reconnect.minDelayMs', `expected at most reconnect.maxDelayMs (${m.reconnect.maxDelayMs}), got ${m.reconnect.minDelayMs}`);
 
     if (eventGrid) {

@@ -392,6 +392,19 @@ const QrsChangeNotifications = obj(
   { added: true },
 );
 
+const HighAvailability = obj(
+  {
+    enable: bool(false, 'Run as one of two instances (active/standby) coordinated through the broker; see docs/high-availability.md.', { added: true }),
+    instanceId: str('', 'Name of this instance in the pair (a topic level: no / + # $); empty = the host name.', { added: true }),
+    priority: int(100, 0, 1000000, 'When no instance is active, the live instance with the highest priority becomes active (ties: the lower instanceId).', { added: true }),
+    group: topic('butler-mqtt', 'Topic prefix of the coordination messages (<group>/instances/<instanceId>, <group>/heartbeat/<instanceId>); both instances use the same group.', { added: true }),
+    failoverSeconds: int(10, 1, 3600, 'A standby takes over when the active announced itself offline (its last will) or sent no heartbeat for this long.', { added: true }),
+    heldMaxAgeMinutes: int(60, 1, 10080, 'A standby drops a held message nobody was seen publishing after this long (counted and logged).', { added: true }),
+  },
+  'Active/standby pair: two instances, one publishes.',
+  { added: true },
+);
+
 export const ButlerSchema = obj({
   logLevel: Type.Union(
     ['error', 'warn', 'info', 'verbose', 'debug', 'silly'].map((l) => Type.Literal(l)),
@@ -402,6 +415,7 @@ export const ButlerSchema = obj({
   logFileMaxBytes: int(10485760, 1024, 1099511627776, 'Size at which the log file is rotated (butler-mqtt.log becomes butler-mqtt.log.1).', { added: true }),
   logFileCount: int(5, 0, 1000, 'Rotated log files kept besides the current one.', { added: true }),
   mqttConfig: MqttConfig,
+  highAvailability: HighAvailability,
   udpServerConfig: UdpServerConfig,
   restServerConfig: RestServerConfig,
   restServerEndpointsEnable: obj({ mqttPublishMessage: bool(false, 'Enable PUT /v4/mqttpublishmessage.') }),

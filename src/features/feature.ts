@@ -13,6 +13,7 @@ import type { Inbox } from '../store/inbox.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import type { BrokerConnection } from '../mqtt/connection.ts';
 import type { Publisher } from '../mqtt/publisher.ts';
+import type { HaCoordinator } from '../mqtt/high-availability.ts';
 import type { HttpServer } from '../http/server.ts';
 import type { QrsClient } from '../sense/qrs-client.ts';
 
@@ -36,6 +37,8 @@ export interface Delivery {
   pipeline: Pipeline;
   connection: BrokerConnection;
   publisher: Publisher;
+  /** The active/standby coordinator (Butler.highAvailability), or null for a single instance. */
+  ha: HaCoordinator | null;
 }
 
 /** What a feature may use. Shared clients are built on first request and closed after every part. */

@@ -166,6 +166,16 @@ function registerOperations(ctx: FeatureContext): void {
         : null,
       inbox: inbox ? { depth: inbox.depth, oldestAgeSeconds: inbox.oldestAgeSeconds(), quarantined: inbox.quarantined } : null,
       deadLetters: outbox ? deadLetterSummary(outbox) : null,
+      ha: ctx.delivery?.ha
+        ? {
+            instanceId: ctx.delivery.ha.options.instanceId,
+            priority: ctx.delivery.ha.options.priority,
+            role: ctx.delivery.ha.role,
+            since: ctx.delivery.ha.since,
+            held: ctx.delivery.ha.heldCount,
+            peers: ctx.delivery.ha.peerList().map((p) => ({ instanceId: p.instanceId, priority: p.priority, role: p.role, live: p.live, lastHeard: p.lastHeard })),
+          }
+        : null,
       udp: udp.enable ? { address: `${udp.serverHost}:${udp.portTaskFailure}`, kernelDrops: await udpKernelDrops() } : null,
       totals: {
         received: await metrics.total('butler_mqtt_events_received_total'),

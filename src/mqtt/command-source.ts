@@ -22,6 +22,25 @@ export interface CommandSourceOptions {
   unavailable: string | null;
   /** A packet redelivered by the broker (DUP flag, same id and payload) within this window is taken once. */
   redeliveryWindowMs?: number;
+  /**
+   * In an active/standby pair: whether this instance executes commands now (only the active does);
+   * a command arriving while it returns false is ignored and counted (reason "standby").
+   */
+  executes?: () => boolean;
+  /**
+   * With `executes`: commands a standby ignored are kept this long, ms; when the instance becomes active
+   * (takeOver()) those still within it are executed unless the active was seen answering them on
+   * `resultTopic` (same correlation id). Covers a command sent while the active was dying.
+   */
+  deferWindowMs?: number;
+  /** The result topic (empty = off): a result seen there marks the command as handled by the active. */
+  resultTopic?: string;
+  /**
+   * With `executes`: after takeOver(), how long to wait before executing the kept commands, ms
+   * (default 0). An old active that took a command just before it stopped answering may still be
+   * answering it; its answer arriving meanwhile cancels the command here.
+   */
+  takeOverGraceMs?: number;
 }
 
 export interface CommandSourceDeps {
@@ -31,6 +50,12 @@ export interface CommandSourceDeps {
   answer: (taskId: string | null, correlationId: string | null, status: 'invalid' | 'failed', detail: string) => OutgoingMessage[];
   /** Where such answers are stored. */
   sink: MessageSink;
+  /**
+   * With `executes`: called for every "started" answer seen on the result topic (this instance's own
+   * and the other instance's), so the command's correlation id is refused here too from now on (a
+   * command redelivered or resent to this instance after the other one started it).
+   */
+  startedElsewhere?: (taskId: string, correlationId: string) => void;
   logger: Logger;
   metrics: Metrics;
 }
@@ -43,6 +68,9 @@ export class CommandSource {
   private readonly recentPackets = new Map<number, { hash: string; expires: number }>();
   private lastSweep = 0;
   private readonly windowMs: number;
+  /** Commands ignored as standby, for takeOver(). */
+  private deferred: { payload: Buffer; topic: string; correlationId: string | null; at: number }[] = [];
+  private takeOverTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly options: CommandSourceOptions,
@@ -59,6 +87,8 @@ export class CommandSource {
   }
 
   stop(): void {
+    if (this.takeOverTimer) clearTimeout(this.takeOverTimer);
+    this.takeOverTimer = null;
     this.deps.connection.off('connect', this.onConnect);
     if (this.subscription) this.deps.connection.unsubscribe(this.subscription);
     this.subscription = null;
@@ -71,6 +101,10 @@ export class CommandSource {
 
   /** Public for tests that hand a packet straight to the source (e.g. a broker redelivery). */
   readonly onMessage = (topic: string, payload: Buffer, packet: IPublishPacket): void => {
+    if (this.options.resultTopic && topic === this.options.resultTopic && (this.options.executes !== undefined || this.deferred.length > 0)) {
+      this.resultSeen(payload);
+      return;
+    }
     if (topic !== this.options.taskStartTopic) return;
     const { metrics, logger, lane } = this.deps;
     const now = Date.now();
@@ -78,6 +112,13 @@ export class CommandSource {
     if (packet.retain && !this.options.acceptRetained) {
       metrics.eventsReceived.inc({ source: SOURCE });
       lane.reject('retained', `a retained message on ${topic} is not a command (it would start the task again at every restart); publish commands without the retain flag, or set mqttConfig.taskStartAcceptRetained`, '');
+      return;
+    }
+    if (this.options.executes && !this.options.executes()) {
+      metrics.eventsReceived.inc({ source: SOURCE });
+      metrics.eventsRejected.inc({ source: SOURCE, reason: 'standby' });
+      logger.debug({ topic }, 'task start command ignored: this instance is not the active one of the pair (the active starts the task)');
+      if (!packet.retain) this.defer(topic, payload, now);
       return;
     }
     if (this.isRedelivery(packet, payload, now)) {
@@ -104,6 +145,68 @@ export class CommandSource {
       if (outcome.status === 'refused') this.answer(cmd.taskId, cmd.correlationId ?? null, 'failed', `command not accepted: ${outcome.detail}`);
     });
   };
+
+  private defer(topic: string, payload: Buffer, now: number): void {
+    const windowMs = this.options.deferWindowMs ?? 0;
+    if (windowMs <= 0) return;
+    this.deferred = this.deferred.filter((d) => now - d.at <= windowMs);
+    const parsed = parseTaskStartCommand(payload);
+    const correlationId = parsed.ok ? (parsed.value.correlationId ?? null) : null;
+    // Only a command whose answer can be recognised: without it the old active may have started the
+    // task already, and starting it again is worse than asking the sender to retry.
+    if (!this.options.resultTopic || correlationId === null) return;
+    this.deferred.push({ payload, topic, correlationId, at: now });
+    // Bounded: a standby is not a queue of commands.
+    if (this.deferred.length > 1000) this.deferred.splice(0, this.deferred.length - 1000);
+  }
+
+  private resultSeen(payload: Buffer): void {
+    let answer: { taskId?: unknown; correlationId?: unknown; status?: unknown };
+    try {
+      answer = JSON.parse(payload.toString('utf8')) as typeof answer;
+    } catch {
+      return;
+    }
+    const { taskId, correlationId, status } = answer ?? {};
+    if (typeof correlationId !== 'string') return;
+    this.deferred = this.deferred.filter((d) => d.correlationId !== correlationId);
+    if (status === 'started' && typeof taskId === 'string') this.deps.startedElsewhere?.(taskId, correlationId);
+  }
+
+  /**
+   * This instance became the active one: after takeOverGraceMs, commands it ignored as standby within
+   * the defer window before now, and not seen answered by the old active (by then), are executed (a
+   * command sent while the active was dying would otherwise start nothing).
+   */
+  takeOver(): void {
+    const takenAt = Date.now();
+    if (this.takeOverTimer) clearTimeout(this.takeOverTimer);
+    this.takeOverTimer = setTimeout(() => {
+      this.takeOverTimer = null;
+      this.executeDeferred(takenAt);
+    }, this.options.takeOverGraceMs ?? 0);
+    this.takeOverTimer.unref();
+  }
+
+  /** Public for tests: executes what takeOver() found (commands kept at `takenAt`, not answered since). */
+  executeDeferred(takenAt: number): number {
+    // Lost the role again during the grace (the old active was alive after all): keep them for the
+    // next takeover, within their window.
+    if (this.options.executes && !this.options.executes()) return 0;
+    const now = Date.now();
+    const windowMs = this.options.deferWindowMs ?? 0;
+    const due = this.deferred.filter((d) => takenAt - d.at <= windowMs);
+    this.deferred = [];
+    for (const d of due) {
+      this.deps.logger.warn(
+        { correlationId: d.correlationId, ageMs: now - d.at },
+        `task start command received ${takenAt - d.at} ms before this instance became active, not answered by the old active: executing it now`,
+      );
+      // The lane refuses it if its correlation id was answered "started" meanwhile (startedElsewhere).
+      void this.deps.lane.submit(d.payload, JSON.stringify({ topic: d.topic }));
+    }
+    return due.length;
+  }
 
   private isRedelivery(packet: IPublishPacket, payload: Buffer, now: number): boolean {
     if (packet.qos === 0 || packet.messageId === undefined) return false;

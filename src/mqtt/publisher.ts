@@ -2,8 +2,11 @@
 // with a bounded in-flight window while connected, deletes a row once the broker acknowledged it
 // (PUBACK/PUBCOMP; QoS 0 when written), publishes the connect status (P1) and the availability topic
 // on every connect, and moves a message the broker keeps answering with a disconnect to the
-// dead-letter table so it cannot block the rest.
+// dead-letter table so it cannot block the rest. In an active/standby pair (src/mqtt/high-availability.ts)
+// a standby's Publisher holds alert rows instead of sending them, drops those the active is seen
+// publishing, and sends the rest when the instance becomes active.
 import { EventEmitter } from 'node:events';
+import { createHash } from 'node:crypto';
 import type { BrokerConnection, CloseInfo } from './connection.ts';
 import type { Outbox, OutboxRow } from '../store/outbox.ts';
 import type { Store } from '../store/sqlite.ts';
@@ -28,6 +31,27 @@ export interface PublisherOptions {
   deadLetterAfterDisconnects?: number;
   /** How often rows written by another process (`butler-mqtt outbox retry`) are looked for, ms. Default 2000. */
   externalCheckMs?: number;
+  /**
+   * Active/standby pair (docs/high-availability.md). Present: the Publisher starts holding; held
+   * rows are not published until release() (this instance became active).
+   */
+  standby?: StandbyOptions;
+}
+
+export interface StandbyOptions {
+  /** Kinds of message this instance publishes whatever its role (its own: REST, task start results, test messages). */
+  ownKinds: readonly string[];
+  /** A held row nobody was seen publishing is dropped after this long, ms. */
+  heldMaxAgeMs: number;
+  /** How long a message seen published by the active is remembered for a held copy still to come, ms. */
+  seenTtlMs: number;
+  /** At most this many seen messages are remembered (the oldest are forgotten first). */
+  seenMax: number;
+}
+
+/** The key a held message is matched by: topic and a hash of the payload. */
+export function messageKey(topic: string, payload: string | Buffer): string {
+  return `${topic}\n${createHash('sha1').update(payload).digest('base64')}`;
 }
 
 /**
@@ -77,6 +101,14 @@ export class Publisher extends EventEmitter {
   /** A packet MQTT.js was sending again at a close that no in-flight row owns (see onClosed()). */
   private pendingOrphan: { topic: string; payload: string | Buffer } | null = null;
   private externalCheck: NodeJS.Timeout | null = null;
+  /** Standby: rows not published because another instance is active (id → row, in id order). */
+  private holding: boolean;
+  private readonly held = new Map<number, { row: OutboxRow; key: string; since: number }>();
+  private readonly heldByKey = new Map<string, number[]>();
+  /** Standby: messages seen published by the active with no held copy yet (key → count, expiry). */
+  private readonly seen = new Map<string, { count: number; expires: number }>();
+  private heldSweep: NodeJS.Timeout | null = null;
+  private readonly ownKinds: Set<string>;
 
   constructor(
     private readonly connection: BrokerConnection,
@@ -86,6 +118,8 @@ export class Publisher extends EventEmitter {
     private readonly deps: { logger: Logger; metrics?: Metrics },
   ) {
     super();
+    this.holding = options.standby !== undefined;
+    this.ownKinds = new Set(options.standby?.ownKinds ?? []);
     store.onCommitted(() => {
       this.unread = true;
       this.pump();
@@ -109,6 +143,10 @@ export class Publisher extends EventEmitter {
       this.pump();
     }, this.options.externalCheckMs ?? 2000);
     this.externalCheck.unref();
+    if (this.options.standby) {
+      this.heldSweep = setInterval(() => this.sweepHeld(), Math.min(60_000, this.options.standby.heldMaxAgeMs));
+      this.heldSweep.unref();
+    }
     if (this.connection.connected) this.onConnect();
   }
 
@@ -200,7 +238,7 @@ export class Publisher extends EventEmitter {
   }
 
   private isPending(id: number): boolean {
-    if (this.inFlight.has(id) || id > this.cursor) return true;
+    if (this.inFlight.has(id) || id > this.cursor || this.held.has(id)) return true;
     return this.retry.some((r) => r.id === id);
   }
 
@@ -210,6 +248,12 @@ export class Publisher extends EventEmitter {
       this.resendTimer = setTimeout(() => this.resendInterrupted(), this.options.resendAfterMs ?? 3000);
       this.resendTimer.unref();
     }
+    if (!this.holding) this.publishOwnStatus();
+    this.pump();
+  }
+
+  /** The availability (online) and connect status: published by a single instance, or by the active of a pair. */
+  private publishOwnStatus(): void {
     const { connectStatus, availability } = this.options;
     if (availability) {
       publishStatusMessage(this.connection, { topic: availability.topic, payload: availability.online, qos: availability.qos, retain: availability.retain }, (err) => {
@@ -221,7 +265,140 @@ export class Publisher extends EventEmitter {
         this.deps.logger.warn({ err: err.message }, 'could not publish the connect status');
       });
     }
+  }
+
+  /** Whether alerts are held (standby) rather than published. */
+  get isHolding(): boolean {
+    return this.holding;
+  }
+
+  /** The keys (messageKey) of the rows held now. */
+  heldKeys(): string[] {
+    return [...this.held.values()].map((h) => h.key);
+  }
+
+  /** Rows held by a standby. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /**
+   * Standby: stop publishing alerts from now on (rows already handed to the client complete). What
+   * was seen published before is forgotten: only the active's publications from now on match.
+   */
+  hold(): void {
+    if (!this.options.standby || this.holding) return;
+    this.holding = true;
+    this.seen.clear();
+  }
+
+  /**
+   * This instance became active: the availability and connect status are published, then every held
+   * row, in id order, before newer rows. Returns how many held rows were released.
+   */
+  release(): number {
+    if (!this.holding) return 0;
+    this.holding = false;
+    const rows = [...this.held.values()].map((h) => h.row);
+    this.held.clear();
+    this.heldByKey.clear();
+    this.seen.clear();
+    if (rows.length > 0) {
+      this.retry.push(...rows);
+      this.retry.sort((a, b) => a.id - b.id);
+    }
+    if (this.connection.connected && this.running) this.publishOwnStatus();
     this.pump();
+    return rows.length;
+  }
+
+  /**
+   * Standby: the active published this message. A held copy is dropped (removed from the outbox);
+   * otherwise it is remembered for a copy still being processed here. Returns true when a held
+   * copy was dropped.
+   */
+  deliveredElsewhere(topic: string, payload: string | Buffer): boolean {
+    if (!this.holding) return false;
+    const key = messageKey(topic, payload);
+    const ids = this.heldByKey.get(key);
+    if (ids && ids.length > 0) {
+      const id = ids.shift() as number;
+      if (ids.length === 0) this.heldByKey.delete(key);
+      const entry = this.held.get(id);
+      this.held.delete(id);
+      if (entry) this.acknowledge(entry.row, false);
+      this.emit('matched', 1);
+      return true;
+    }
+    const standby = this.options.standby as StandbyOptions;
+    const now = Date.now();
+    const prev = this.seen.get(key);
+    if (prev && prev.expires > now) {
+      prev.count += 1;
+      prev.expires = now + standby.seenTtlMs;
+    } else {
+      this.seen.delete(key);
+      this.seen.set(key, { count: 1, expires: now + standby.seenTtlMs });
+      while (this.seen.size > standby.seenMax) this.seen.delete(this.seen.keys().next().value as string);
+    }
+    return false;
+  }
+
+  /** Whether a row read from the outbox is held rather than sent (standby, and not one of this instance's own kinds). */
+  private holdRow(row: OutboxRow): boolean {
+    if (!this.holding || this.ownKinds.has(row.kind)) return false;
+    const key = messageKey(row.topic, row.payload);
+    const now = Date.now();
+    const seen = this.seen.get(key);
+    if (seen && seen.expires > now) {
+      // The active published it before this instance had processed the event.
+      if (--seen.count === 0) this.seen.delete(key);
+      this.emit('matched', 1);
+      this.acknowledge(row, false);
+      return true;
+    }
+    this.held.set(row.id, { row, key, since: now });
+    const ids = this.heldByKey.get(key);
+    if (ids) ids.push(row.id);
+    else this.heldByKey.set(key, [row.id]);
+    return true;
+  }
+
+  private sweepHeld(): void {
+    const standby = this.options.standby;
+    if (!standby || !this.holding) return;
+    const now = Date.now();
+    for (const [key, v] of this.seen) if (v.expires <= now) this.seen.delete(key);
+    const expired: OutboxRow[] = [];
+    for (const [id, h] of this.held) {
+      if (now - h.since < standby.heldMaxAgeMs) continue;
+      this.held.delete(id);
+      const ids = this.heldByKey.get(h.key);
+      if (ids) {
+        ids.splice(ids.indexOf(id), 1);
+        if (ids.length === 0) this.heldByKey.delete(h.key);
+      }
+      expired.push(h.row);
+    }
+    if (expired.length === 0) return;
+    this.deps.logger.warn({ count: expired.length, topics: [...new Set(expired.map((r) => r.topic))].slice(0, 5) }, `standby: ${expired.length} held message(s) were never seen published by the active within ${Math.round(standby.heldMaxAgeMs / 60_000)} min; dropped (Butler.highAvailability.heldMaxAgeMinutes)`);
+    this.emit('held-expired', expired.length);
+    for (const row of expired) this.acknowledge(row, false);
+  }
+
+  /**
+   * A coordination message of an active/standby pair (announcement, heartbeat): this instance's own,
+   * published directly on every connect and role change, not stored.
+   */
+  publishCoordination(message: { topic: string; payload: string; qos: QoS; retain: boolean }, done?: (err?: Error) => void): void {
+    if (!this.connection.connected) {
+      done?.(new Error('not connected'));
+      return;
+    }
+    this.connection.publishRaw(message.topic, message.payload, { qos: message.qos, retain: message.retain }, (err) => {
+      if (err) this.deps.logger.debug({ topic: message.topic, err: err.message }, `could not publish ${message.topic}`);
+      done?.(err);
+    });
   }
 
   private resendInterrupted(): void {
@@ -264,7 +441,7 @@ export class Publisher extends EventEmitter {
           rows = this.readAhead.splice(0, room);
           this.cursor = (rows[rows.length - 1] as OutboxRow).id;
         }
-        for (const row of rows) this.send(row);
+        for (const row of rows) if (!this.holdRow(row)) this.send(row);
       }
     } finally {
       this.pumping = false;
@@ -331,15 +508,17 @@ export class Publisher extends EventEmitter {
    */
   async stop(flushMs: number): Promise<void> {
     const deadline = Date.now() + flushMs;
-    while (Date.now() < deadline && this.connection.connected && (this.outbox.depth - this.pendingRemovals.length > 0 || this.inFlight.size > 0)) {
+    while (Date.now() < deadline && this.connection.connected && (this.outbox.depth - this.pendingRemovals.length - this.held.size > 0 || this.inFlight.size > 0)) {
       this.pump();
       await new Promise((r) => setTimeout(r, 20));
     }
     this.running = false;
     if (this.externalCheck) clearInterval(this.externalCheck);
     if (this.resendTimer) clearTimeout(this.resendTimer);
+    if (this.heldSweep) clearInterval(this.heldSweep);
     const availability = this.options.availability;
-    if (availability && this.connection.connected) {
+    // A standby never said "online": the active's availability is not touched.
+    if (availability && this.connection.connected && !this.holding) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.max(500, deadline - Date.now()));
         this.connection.publishRaw(availability.topic, availability.offline, { qos: availability.qos, retain: availability.retain }, () => {

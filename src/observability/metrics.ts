@@ -2,7 +2,7 @@
 // every part that counts something. Label values are small fixed sets (source, reason, kind).
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 
-export type SampledGauge = 'outboxDepth' | 'outboxBytes' | 'outboxOldestAge' | 'inboxDepth' | 'inboxOldestAge' | 'inboxQuarantined' | 'deadLetters';
+export type SampledGauge = 'outboxDepth' | 'outboxBytes' | 'outboxOldestAge' | 'inboxDepth' | 'inboxOldestAge' | 'inboxQuarantined' | 'deadLetters' | 'haHeld';
 
 /**
  * A one-label counter on a hot path (several increments per event in a storm): an increment adds to
@@ -70,6 +70,16 @@ export class Metrics {
 
   readonly brokerConnected = new Gauge({ name: 'butler_mqtt_broker_connected', help: '1 when connected to the broker', labelNames: ['broker'] as const, registers: [this.registry] });
   readonly brokerReconnects = new Counter({ name: 'butler_mqtt_broker_reconnects_total', help: 'Reconnect attempts', labelNames: ['broker'] as const, registers: [this.registry] });
+
+  /** Active/standby pair (Butler.highAvailability). */
+  readonly haRole = new Gauge({ name: 'butler_mqtt_ha_role', help: '1 for the role this instance has now (starting, active, standby), 0 for the others', labelNames: ['role'] as const, registers: [this.registry] });
+  readonly haPeers = new Gauge({ name: 'butler_mqtt_ha_live_peers', help: 'Other instances of the pair heard from within failoverSeconds', registers: [this.registry] });
+  readonly haHeld = new Gauge({ name: 'butler_mqtt_ha_held_messages', help: 'Alerts a standby holds because the active has not been seen publishing them yet', registers: [this.registry], collect: () => this.sample('haHeld') });
+  readonly haRoleChanges = new Counter({ name: 'butler_mqtt_ha_role_changes_total', help: 'Role changes of this instance, by new role', labelNames: ['role'] as const, registers: [this.registry] });
+  readonly haMatched = new Counter({ name: 'butler_mqtt_ha_matched_total', help: 'Held alerts dropped because the active was seen publishing them', registers: [this.registry] });
+  readonly haReleased = new Counter({ name: 'butler_mqtt_ha_released_total', help: 'Held alerts published at a takeover (the active had not been seen publishing them); an upper bound of the duplicates a takeover causes', registers: [this.registry] });
+  readonly haHeldExpired = new Counter({ name: 'butler_mqtt_ha_held_expired_total', help: 'Held alerts dropped after heldMaxAgeMinutes without being seen published', registers: [this.registry] });
+  readonly haDuplicates = new Counter({ name: 'butler_mqtt_ha_duplicates_seen_total', help: 'Alerts this instance saw published a second time within the matching window after it took over (duplicates around a failover)', registers: [this.registry] });
 
   readonly upstreamDuration = new Histogram({ name: 'butler_mqtt_upstream_request_duration_seconds', help: 'QRS and Qlik Cloud request latency', labelNames: ['service', 'endpoint'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
   readonly upstreamErrors = new Counter({ name: 'butler_mqtt_upstream_errors_total', help: 'QRS and Qlik Cloud request failures', labelNames: ['service', 'reason'] as const, registers: [this.registry] });

@@ -151,6 +151,18 @@ export class Inbox {
   }
 
   /**
+   * Burns `key` for `ttlMs` without an event: something another process did (in an active/standby
+   * pair, a task start the other instance answered), so that this store refuses it as a duplicate
+   * too. The key counts at once; resolves once it is durable.
+   */
+  async burnKey(key: string, ttlMs = this.options.dedupTtlMs): Promise<void> {
+    if (this.isDuplicate(key)) return;
+    const expires = Date.now() + ttlMs;
+    this.burned.set(ownCopy(key), expires);
+    await this.store.writeStatements(() => this.stmts.burn.run(key, expires));
+  }
+
+  /**
    * Durably records an accepted input. Resolves once committed. With a dedup key, a second event
    * with the same key (in progress or handled within the TTL) is reported as duplicate.
    */

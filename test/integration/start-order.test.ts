@@ -40,3 +40,22 @@ test('the HTTP port is taken: the start-up fails naming the HTTP server, and the
     tmp.cleanup();
   }
 });
+
+test('a second bridge on the store of a running bridge does not start (it would execute and publish what the first accepted); it starts once the first has stopped', async () => {
+  const tmp = tempDir('bm-start-order-');
+  const broker = await startBroker();
+  const outboxFile = path.join(tmp.dir, 'shared', 'outbox.sqlite');
+  const config = (name: string) => writeConfig(tmp.dir, deepMerge(baseButler(broker.port), { mqttConfig: { delivery: { outboxFile } } }), `${name}.yaml`);
+  const first = await startInProcess(config('first'));
+  let second: Awaited<ReturnType<typeof startInProcess>> | null = null;
+  try {
+    await assert.rejects(startInProcess(config('second')), /could not start store: another butler-mqtt is running on the store/);
+    await first.stop();
+    second = await startInProcess(config('second'));
+  } finally {
+    await first.stop();
+    await second?.stop();
+    await broker.stop();
+    tmp.cleanup();
+  }
+});

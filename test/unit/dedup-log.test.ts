@@ -73,3 +73,16 @@ test('a key completed twice keeps its latest expiry across a restart; expired on
     store.close();
   }
 });
+
+test('a key burned without an event (done by another instance) counts at once and after a restart; accepting it is a duplicate', async () => {
+  const file = path.join(tmp.dir, 'burn-key.sqlite');
+  const first = open(file);
+  await first.inbox.burnKey('cmd:task|c1', 60_000);
+  assert.equal(first.inbox.isDuplicate('cmd:task|c1'), true);
+  assert.deepEqual(await first.inbox.accept('mqtt_command', Buffer.from('{}'), 'cmd:task|c1'), { status: 'duplicate' });
+  first.store.close();
+  const again = open(file);
+  assert.equal(again.inbox.isDuplicate('cmd:task|c1'), true);
+  assert.equal(again.inbox.isDuplicate('cmd:task|c2'), false);
+  again.store.close();
+});

@@ -15,7 +15,9 @@
  *   inbox: { depth: number, oldestAgeSeconds: number, quarantined: number } | null,
  *   udp: { address: string, kernelDrops: number | null } | null,
  *   totals: Record<string, number>, testEvent: { enabled: boolean, via?: string, tokenRequired?: boolean },
- *   deadLetters?: DeadLetters | null }} Status
+ *   deadLetters?: DeadLetters | null, ha?: Ha | null }} Status
+ * @typedef {{ instanceId: string, priority: number, role: string, since: number, held: number,
+ *   peers: { instanceId: string, priority: number, role: string, live: boolean, lastHeard: number }[] }} Ha
  * @typedef {{ count: number, latest: { id: number, topic: string, kind: string, movedAt: number, attempts: number, reason: string }[] }} DeadLetters
  */
 
@@ -123,12 +125,25 @@ function renderStatus(s) {
   }
 
   renderDeadLetters(s.deadLetters ?? null);
+  renderHa(s.ha ?? null);
 
   for (const key of ['received', 'accepted', 'rejected', 'delivered', 'refused']) byId(`t-${key}`).textContent = fmtInt(s.totals[key] ?? 0);
   const drops = s.udp && s.udp.kernelDrops ? ` (${fmtInt(s.udp.kernelDrops)} datagrams dropped by the kernel: receive buffer too small)` : '';
   const udp = s.udp ? ` · UDP ${s.udp.address}${drops}` : '';
   byId('footer-left').textContent = `butler-mqtt ${s.version} · up ${fmtDuration((s.now - s.startedAt) / 1000)}${udp}`;
   renderTestButton(s);
+}
+
+/** The pair's card, shown only with Butler.highAvailability on. @param {Ha | null} h */
+function renderHa(h) {
+  const card = byId('card-ha');
+  card.hidden = !h;
+  if (!h) return;
+  const peers = h.peers.length === 0 ? 'no other instance heard' : h.peers.map((p) => `${p.instanceId}: ${p.live ? p.role : 'offline'} (priority ${p.priority})`).join(', ');
+  const held = h.role === 'active' ? '' : ` · ${fmtInt(h.held)} alerts held`;
+  const label = h.role === 'active' ? 'Active' : h.role === 'standby' ? 'Standby' : 'Deciding';
+  const live = h.peers.some((p) => p.live);
+  setCard('card-ha', h.role === 'starting' ? 'unknown' : live ? 'ok' : 'warn', label, `${h.instanceId} (priority ${h.priority}) since ${fmtTime(h.since)}${held} · ${peers}`);
 }
 
 /** Shown only while the dead-letter table holds something. @param {DeadLetters | null} d */
