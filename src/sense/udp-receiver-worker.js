@@ -24,8 +24,18 @@ const size = data.length;
 const ctl = new Int32Array(control);
 const socket = dgram.createSocket({ type });
 
-function wake() {
+let wakeScheduled = false;
+
+function wakeNow() {
+  wakeScheduled = false;
   if (Atomics.compareExchange(ctl, WAKE, 0, 1) === 0) parentPort.postMessage({ type: 'data' });
+}
+
+/** Wakes the main thread once this turn's datagrams are in: at most one message per turn of this loop. */
+function wake() {
+  if (wakeScheduled) return;
+  wakeScheduled = true;
+  setImmediate(wakeNow);
 }
 
 /** Copies one datagram into the ring; false when the ring has no room for it. */
