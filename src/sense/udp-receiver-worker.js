@@ -7,6 +7,7 @@
 //
 // The ring layout is described in udp-ring.ts (the main thread's side); the two must agree.
 import dgram from 'node:dgram';
+import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 const { host, port, type, receiveBufferBytes, maxQueued, ring, control } = workerData;
@@ -88,7 +89,15 @@ socket.once('listening', () => {
     granted = null;
   }
   const a = socket.address();
-  parentPort.postMessage({ type: 'listening', address: a.address, port: a.port, requested, granted });
+  // Linux: this thread's id (/proc/thread-self names the calling thread), so the main thread can lower
+  // every thread's priority but this one.
+  let threadId = null;
+  try {
+    threadId = Number(readlinkSync('/proc/thread-self').split('/').pop()) || null;
+  } catch {
+    threadId = null;
+  }
+  parentPort.postMessage({ type: 'listening', address: a.address, port: a.port, requested, granted, threadId });
 });
 
 parentPort.on('message', (m) => {

@@ -12,6 +12,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Lane } from '../pipeline/lane.ts';
 import { readRmemMax, readUdpDrops } from './udp-drops.ts';
 import { UdpRing } from './udp-ring.ts';
+import { registerReceiveThread } from './thread-priority.ts';
 
 export interface UdpSourceOptions {
   /** Human name for log lines, e.g. "task events". */
@@ -63,7 +64,7 @@ function normaliseAddress(address: string): string {
 }
 
 type WorkerMessage =
-  | { type: 'listening'; address: string; port: number; requested: number | null; granted: number | null }
+  | { type: 'listening'; address: string; port: number; requested: number | null; granted: number | null; threadId: number | null }
   | { type: 'data' }
   | { type: 'error'; message: string; code: string | null }
   | { type: 'warning'; message: string }
@@ -143,6 +144,7 @@ export class UdpSource {
     worker.unref();
     this.boundAddress = { address: listening.address, port: listening.port };
     this.logReceiveBuffer(listening.requested, listening.granted);
+    if (listening.threadId !== null) registerReceiveThread(listening.threadId);
     const port = String(listening.port);
     this.deps.metrics.udpKernelDrops.set({ port }, 0);
     this.deps.metrics.dropReaders.add(this.sampleDrops);
