@@ -87,6 +87,8 @@ export interface LaneOptions {
   dedupTtlMs?: number;
   /** On stop, how long events in progress may take before they are left in the inbox (default 5 s). */
   drainTimeoutMs?: number;
+  /** How often an idle lane looks for events released from quarantine by another process (default 5 s). */
+  rescanIntervalMs?: number;
 }
 
 export type SubmitOutcome =
@@ -188,7 +190,7 @@ export class Lane<E> {
     const leftover = this.deps.inbox.pending(this.options.source, 0, 1).length;
     if (leftover > 0) this.deps.logger.info(`${this.options.name}: resuming events accepted before the last stop`);
     // Events released from quarantine by `butler-mqtt inbox retry` (another process) are found here.
-    this.rescanTimer = setInterval(() => this.rescan(), 5000);
+    this.rescanTimer = setInterval(() => this.rescan(), this.options.rescanIntervalMs ?? 5000);
     this.rescanTimer.unref();
     this.pump();
   }
