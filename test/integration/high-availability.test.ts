@@ -199,7 +199,11 @@ test('steady state: every alert is published exactly once, by the active; the st
   }
 });
 
-test('ten SIGKILLs of the active during a 50 events/s stream: no alert lost, the standby takes over within failoverSeconds + 1 s', async (t) => {
+// Three failovers in the suite (each one is a kill, a takeover and a restart: about 4 s); the takeover
+// and duplicate figures in docs/high-availability.md are from HA_FAILOVERS=10.
+const FAILOVERS = Math.max(1, Number(process.env['HA_FAILOVERS'] ?? 3));
+
+test(`${FAILOVERS} SIGKILLs of the active during a 50 events/s stream: no alert lost, the standby takes over within failoverSeconds + 1 s`, async (t) => {
   const pair = await startPair('kill');
   const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
   const takeovers: number[] = [];
@@ -209,7 +213,7 @@ test('ten SIGKILLs of the active during a 50 events/s stream: no alert lost, the
     stream.start(50);
     let active = pair.a;
     let standby = pair.b;
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < FAILOVERS; i++) {
       // Half a second of the stream between failovers; it also runs on while the killed instance restarts.
       const sentBefore = stream.ids.length;
       await waitFor(() => stream.ids.length >= sentBefore + 25, 10_000, 'half a second of the stream');
@@ -230,7 +234,7 @@ test('ten SIGKILLs of the active during a 50 events/s stream: no alert lost, the
     const r = tally(pair.sub, stream.ids);
     assert.deepEqual(r.missing, [], 'no alert lost');
     const sorted = [...takeovers].sort((x, y) => x - y);
-    t.diagnostic(`10 failovers, ${stream.ids.length} events: ${r.total} alerts, 0 lost, ${r.duplicates} duplicates; takeover ms: ${takeovers.join(', ')} (median ${sorted[5]}, max ${sorted[9]})`);
+    t.diagnostic(`${FAILOVERS} failovers, ${stream.ids.length} events: ${r.total} alerts, 0 lost, ${r.duplicates} duplicates; takeover ms: ${takeovers.join(', ')} (median ${sorted[Math.floor(FAILOVERS / 2)]}, max ${sorted[FAILOVERS - 1]})`);
   } finally {
     stream.close();
     await pair.close();
