@@ -7,10 +7,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import v8 from 'node:v8';
 
-// Before any module is loaded: V8 starts lean (its young generation does not grow, and it favours
-// memory over speed) until the bridge has work (src/startup-heap.ts).
+// Before any module is loaded: V8's young generation does not grow until the bridge has work
+// (src/startup-heap.ts).
 v8.setFlagsFromString('--semi-space-growth-factor=1');
-v8.setFlagsFromString('--optimize-for-size');
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const built = path.join(root, 'dist', 'main.mjs');
