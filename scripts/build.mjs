@@ -13,8 +13,10 @@ const dist = path.join(root, 'dist');
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist);
 cpSync(path.join(root, 'src/http/status'), path.join(dist, 'status'), { recursive: true });
-// The UDP receive thread is plain JavaScript loaded by URL beside the entry (src/sense/udp-source.ts).
+// The UDP receive thread is plain JavaScript loaded by URL beside the entry (src/sense/udp-source.ts),
+// with the ring writer it imports.
 cpSync(path.join(root, 'src/sense/udp-receiver-worker.js'), path.join(dist, 'udp-receiver-worker.js'));
+cpSync(path.join(root, 'src/sense/udp-ring-writer.js'), path.join(dist, 'udp-ring-writer.js'));
 await build({
   entryPoints: [path.join(root, 'src/main.ts')],
   outfile: path.join(dist, 'main.mjs'),

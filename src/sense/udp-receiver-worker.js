@@ -5,24 +5,23 @@
 // round of taking, not one per datagram. Plain JavaScript, so it runs the same from the sources and
 // from the build without a loader.
 //
-// The ring layout is described in udp-ring.ts (the main thread's side); the two must agree.
+// The ring layout is described in udp-ring.ts (the main thread's side); udp-ring-writer.js writes it.
 import dgram from 'node:dgram';
 import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { ringWriter } from './udp-ring-writer.js';
 
 const { host, port, type, receiveBufferBytes, maxQueued, ring, control } = workerData;
 // Control slots (Int32): keep in step with udp-ring.ts.
-const WRITE = 0;
-const READ = 1;
 const WRITTEN = 2;
 const TAKEN = 3;
 const WAKE = 4;
 const OVERFLOW = 5;
-const WRAP = 255;
+/** An address this long or longer cannot be written (255 is the ring's skip mark). */
+const MAX_ADDRESS = 255;
 
-const data = Buffer.from(ring);
-const size = data.length;
 const ctl = new Int32Array(control);
+const { put } = ringWriter(ring, control);
 const socket = dgram.createSocket({ type });
 
 let wakeScheduled = false;
@@ -39,34 +38,9 @@ function wake() {
   setImmediate(wakeNow);
 }
 
-/** Copies one datagram into the ring; false when the ring has no room for it. */
-function put(msg, address) {
-  const need = 1 + address.length + 4 + msg.length;
-  const w = Atomics.load(ctl, WRITE);
-  const r = Atomics.load(ctl, READ);
-  const free = size - 1 - ((w - r + size) % size);
-  let at = w;
-  if (w + need > size) {
-    // Does not fit before the end: mark the rest as skipped and start again at 0.
-    if (size - w + need > free) return false;
-    data[w] = WRAP;
-    at = 0;
-  } else if (need > free) {
-    return false;
-  }
-  // Plain stores and TypedArray#set: no call into the runtime per datagram.
-  data[at] = address.length;
-  for (let i = 0; i < address.length; i++) data[at + 1 + i] = address.charCodeAt(i);
-  data.writeUInt32LE(msg.length, at + 1 + address.length);
-  data.set(msg, at + 5 + address.length);
-  Atomics.store(ctl, WRITE, (at + need) % size);
-  Atomics.add(ctl, WRITTEN, 1);
-  return true;
-}
-
 socket.on('message', (msg, rinfo) => {
   const queued = (Atomics.load(ctl, WRITTEN) - Atomics.load(ctl, TAKEN)) | 0;
-  if (queued >= maxQueued || rinfo.address.length >= WRAP || !put(msg, rinfo.address)) Atomics.add(ctl, OVERFLOW, 1);
+  if (queued >= maxQueued || rinfo.address.length >= MAX_ADDRESS || !put(msg, rinfo.address)) Atomics.add(ctl, OVERFLOW, 1);
   wake();
 });
 

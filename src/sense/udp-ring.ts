@@ -3,6 +3,8 @@
 // Layout: `ring` is a SharedArrayBuffer of datagram records, each
 //   u8 address length (255 = skip to the start of the ring), the address (latin1),
 //   u32 LE datagram length, the datagram.
+// As traffic goes by, the write position goes all around the ring: after the ring's size in datagrams
+// all of its memory is resident, which is why it is 8 MiB and not more.
 // `control` holds six Int32 slots: the write and read offsets (the receive thread moves the first, the
 // main thread the second), datagrams written and datagrams taken (both wrap around; their difference
 // is the backlog), a wake flag (set by the receive thread when it posts a wake-up message, cleared by

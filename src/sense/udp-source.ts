@@ -52,8 +52,11 @@ export interface UdpSourceHooks {
 
 const WINDOW_MS = 60_000;
 const DEFAULT_MAX_QUEUED = 200_000;
-/** 32 MiB: about 40,000 reload-failure datagrams. Memory is used only as far as a backlog reaches. */
-export const DEFAULT_QUEUE_BYTES = 32 * 1024 * 1024;
+/**
+ * 8 MiB: about 10,000 reload-failure datagrams of 800 bytes waiting at once. The write position goes
+ * all around the ring as traffic goes by, so in time all of it is resident memory.
+ */
+export const DEFAULT_QUEUE_BYTES = 8 * 1024 * 1024;
 /** Datagrams taken per turn of the event loop, so a backlog never holds up timers and sockets. */
 const TAKE_PER_TURN = 256;
 const WORKER_URL = new URL('./udp-receiver-worker.js', import.meta.url);

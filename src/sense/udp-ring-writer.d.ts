@@ -1,0 +1,1 @@
+export function ringWriter(ring: SharedArrayBuffer, control: SharedArrayBuffer): { put(msg: Uint8Array, address: string): boolean };
