@@ -38,6 +38,7 @@ export function sharedUdpOptions(u: ButlerConfig['udpServerConfig']): Omit<UdpSo
     host: u.serverHost,
     maxMessageSize: u.maxMessageSize,
     receiveBufferBytes: u.receiveBufferBytes,
+    queueBytes: u.receiveQueueBytes,
     allowedSources: u.enableSourceValidation ? u.allowedSources : null,
     maxMessagesPerMinute: u.rateLimit.enable ? u.rateLimit.maxMessagesPerMinute : null,
   };
