@@ -83,8 +83,8 @@ export class UdpSource {
   private rateLimitWarned = false;
   private ring: UdpRing | null = null;
   private taking = false;
-  /** Meta text per sender address (a handful of Sense nodes), built once. */
-  private readonly metaByAddress = new Map<string, string>();
+  /** Per sender address as read (a handful of Sense nodes): its normalised form and meta text, built once. */
+  private readonly senders = new Map<string, { address: string; meta: string }>();
 
   constructor(
     private readonly options: UdpSourceOptions,
@@ -256,16 +256,17 @@ export class UdpSource {
   }
 
   private readonly receive = (msg: Buffer, rawAddress: string): void => {
-    const address = normaliseAddress(rawAddress);
+    let sender = this.senders.get(rawAddress);
+    if (sender === undefined) {
+      const normalised = normaliseAddress(rawAddress);
+      sender = { address: normalised, meta: `{"from":${JSON.stringify(normalised)}}` };
+      if (this.senders.size < 1024) this.senders.set(rawAddress, sender);
+    }
+    const address = sender.address;
     if (this.allowed && !this.allowed.has(address)) return this.refuse('source_not_allowed', `${address} is not in allowedSources`, address);
     if (msg.length > this.options.maxMessageSize) return this.refuse('too_large', `${msg.length} bytes, more than maxMessageSize ${this.options.maxMessageSize}`, address);
     if (this.options.maxMessagesPerMinute !== null && !this.withinRateLimit()) return this.refuse('rate_limited', `more than ${this.options.maxMessagesPerMinute} datagrams this minute`, address);
-    let meta = this.metaByAddress.get(address);
-    if (meta === undefined) {
-      meta = `{"from":${JSON.stringify(address)}}`;
-      if (this.metaByAddress.size < 1024) this.metaByAddress.set(address, meta);
-    }
-    void this.lane.submit(msg, meta, address);
+    void this.lane.submit(msg, sender.meta, address);
   };
 
   private refuse(reason: string, detail: string, from: string): void {
