@@ -163,6 +163,12 @@ export class BrokerConnection extends EventEmitter {
     const client = mqtt.connect(clientOptions);
     this.#client = client;
     client.on('connect', () => {
+      if (this.#state === 'stopping' || this.#state === 'stopped') {
+        // A CONNACK for a connection stop() has ended: close the socket instead of becoming
+        // connected (and reconnecting after it) while stopped.
+        client.stream?.destroy();
+        return;
+      }
       // MQTT.js leaves Nagle's algorithm on. With the subscription root covering our own topics, the
       // socket carries PUBACKs and PUBLISHes both ways, and Nagle holding a small segment until the
       // broker's delayed ACK added 20–40 ms to every alert (measured: bench/latency.ts).
@@ -429,12 +435,15 @@ export class BrokerConnection extends EventEmitter {
   /** Disconnects; with force=false waits for the DISCONNECT to be written. */
   async stop(force = false): Promise<void> {
     if (this.#state === 'stopped') return;
+    // Before the broker accepted the socket there is no session to say goodbye to: MQTT.js would
+    // queue the DISCONNECT until a CONNACK, and that late CONNACK would connect a stopped client.
+    const accepted = this.#state === 'connected' || this.#acceptedAt !== null;
     this.#state = 'stopping';
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => resolve(), 2000);
-      this.#client.end(force, {}, () => {
+      this.#client.end(force || !accepted, {}, () => {
         clearTimeout(t);
         resolve();
       });

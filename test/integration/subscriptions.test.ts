@@ -1,6 +1,7 @@
 // Subscriptions through the broker connection, against a real broker: routing by MQTT wildcards and
 // by the inner filter of a shared subscription, subscribed again after the broker restarted (a
-// clean session: the broker forgot them), a refusal logged once, unsubscribe.
+// clean session: the broker forgot them), a refusal logged once, unsubscribe, a stop before the broker
+// answered the CONNECT.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -125,4 +126,41 @@ test('a subscription the broker refuses (SUBACK 0x80) is logged once with its fi
   await sender.publishAsync('allowed/x', 'y', { qos: 1 });
   await waitFor(() => fine.length === 1, 5000, 'the allowed subscription to work');
   await sender.endAsync(true);
+});
+
+test('stopped while the broker has not answered the CONNECT: a CONNACK that comes later does not connect it, and it does not reconnect', async () => {
+  // A broker that takes the CONNECT and answers only when the test says so (a slow broker).
+  const sockets: net.Socket[] = [];
+  let received = 0;
+  let serverClosed = 0;
+  const server = net.createServer((s) => {
+    sockets.push(s);
+    s.on('data', (d) => (received += d.length));
+    s.on('error', () => undefined);
+    s.on('close', () => (serverClosed += 1));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  const conn = connection((server.address() as net.AddressInfo).port, []);
+  const seen: string[] = [];
+  conn.on('connect', () => seen.push('connect'));
+  conn.on('closed', () => seen.push('closed'));
+  conn.start();
+  await waitFor(() => received > 0, 5000, 'the CONNECT to reach the broker');
+  await conn.stop();
+  assert.equal(conn.state, 'stopped');
+  // The answer comes now: CONNACK, connection accepted. Before the fix the client still had the socket
+  // open (its DISCONNECT queued behind the CONNACK), took the answer, emitted 'connect', and after
+  // sending DISCONNECT reconnected on its own.
+  const socket = sockets[0]!;
+  if (!socket.destroyed) socket.write(Buffer.from([0x20, 0x02, 0x00, 0x00]));
+  // Stopped before an answer, the socket is closed on both ends and nothing can arrive on it any more;
+  // a 'connect' is the failure this test is about, so it ends the wait as well.
+  await waitFor(() => (serverClosed === 1 && seen.includes('closed')) || seen.includes('connect'), 5000, 'the socket to close on both ends');
+  assert.deepEqual(seen, ['closed'], 'no connect after stop');
+  assert.equal(conn.state, 'stopped', 'stopped, not waiting to reconnect');
+  assert.equal(sockets.length, 1);
 });
