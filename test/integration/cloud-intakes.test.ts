@@ -119,9 +119,10 @@ test('the same reload forwarded over MQTT and delivered by the webhook alerts on
 
 test('broker away: deliveries are accepted while the inbox has room (full outbox or not), 503 once it is full; after the broker is back and the refused ones are delivered again, all are published once', async (t) => {
   const httpPort = await freePort();
-  const sub = await collect(main.url, ['qlikcloud/#'], { clean: false, clientId: `intakes-sub-${randomUUID().slice(0, 8)}`, reconnectPeriod: 100 });
-  // Mosquitto saves its persistent sessions every second: the subscription must be on disk before the kill.
-  await sleep(1600);
+  const clientId = `intakes-sub-${randomUUID().slice(0, 8)}`;
+  const sub = await collect(main.url, ['qlikcloud/#'], { clean: false, clientId, reconnectPeriod: 100 });
+  // The subscription must be on disk before the kill.
+  await main.sessionSaved(clientId, ['qlikcloud/#']);
   await main.kill();
   // Outbox: 4 messages = 2 reloads (reload + state each); inbox: 100 events.
   const bridge = await startInProcess(writeConfig(tmp.dir, butler('away', httpPort, { mqttConfig: { delivery: { maxMessages: 4 } }, udpServerConfig: { inboxMaxEvents: 100 }, qlikSenseCloud: { tenants: [{ name: 'acme', webhookSecret: SECRET, webhook: true, poller: false, enrich: false }] } }), 'away.yaml'));

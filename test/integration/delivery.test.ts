@@ -16,9 +16,10 @@ after(() => tmp.cleanup());
 
 /** A subscriber whose session survives broker restarts (persistent session, QoS 1). */
 async function persistentSubscriber(broker: TestBroker, filter: string): Promise<Collector> {
-  const sub = await collect(broker.url, filter, { clean: false, clientId: `sub-${Math.random().toString(16).slice(2, 10)}`, reconnectPeriod: 100, testTopics: [filter] });
-  // Mosquitto saves its persistence file once a second; the subscription must be in it before a kill.
-  await sleep(1500);
+  const clientId = `sub-${Math.random().toString(16).slice(2, 10)}`;
+  const sub = await collect(broker.url, filter, { clean: false, clientId, reconnectPeriod: 100, testTopics: [filter] });
+  // The subscription must be in Mosquitto's persistence file before a kill.
+  await broker.sessionSaved(clientId, [filter]);
   return sub;
 }
 

@@ -100,8 +100,9 @@ async function metric(bridge: InProcessBridge, name: string, labels: Record<stri
 
 /** A subscriber whose session and queue survive a broker kill (saved by Mosquitto once a second). */
 async function persistentSubscriber(broker: TestBroker): Promise<Collector> {
-  const sub = await collect(broker.url, [FAILED, FAILED_FULL], { clean: false, clientId: `faults-sub-${randomUUID().slice(0, 8)}`, reconnectPeriod: 100 });
-  await sleep(1600);
+  const clientId = `faults-sub-${randomUUID().slice(0, 8)}`;
+  const sub = await collect(broker.url, [FAILED, FAILED_FULL], { clean: false, clientId, reconnectPeriod: 100 });
+  await broker.sessionSaved(clientId, [FAILED, FAILED_FULL]);
   return sub;
 }
 

@@ -427,8 +427,7 @@ test('taskFailureSendFull / taskAbortedSendFull false: only the basic messages',
 test('P3 is delivered even when the broker comes later; a port that cannot be bound stops the start-up and announces nothing', async () => {
   const late = await startBroker({ persistence: true });
   const lateSub = await collect(late.url, STATUS, { clean: false, clientId: `late-${randomUUID().slice(0, 8)}`, reconnectPeriod: 100 });
-  await sleep(1500); // Mosquitto saves the subscription once a second
-  await late.stop();
+  await late.stop(); // graceful: Mosquitto saves its sessions, this subscription included, as it stops
   const port = await freeUdpPort();
   // The port is taken: the listener cannot bind and the bridge does not start. Every listener binds
   // before anything is announced, so no "error" is left in the outbox for the next start to publish

@@ -51,6 +51,12 @@ export interface TestBroker {
   kill(): Promise<void>;
   /** Start again on the same port after stop/kill. */
   restart(): Promise<void>;
+  /**
+   * Resolves once a kill can no longer take `clientId`'s persistent session with these subscriptions:
+   * Mosquitto has written them to its persistence file (its autosave runs when a whole second or two
+   * has passed, later on a busy machine); Aedes keeps sessions in the broker instance, so at once.
+   */
+  sessionSaved(clientId: string, filters: string[], timeoutMs?: number): Promise<void>;
   readonly running: boolean;
 }
 
@@ -139,6 +145,18 @@ async function startMosquitto(port: number, options: BrokerOptions): Promise<Tes
     stop: () => terminate('SIGTERM'),
     kill: () => terminate('SIGKILL'),
     restart: launch,
+    sessionSaved: async (clientId, filters, timeoutMs = 15_000) => {
+      if (!options.persistence) throw new Error('sessionSaved needs a broker started with persistence: true');
+      // The file is replaced whole (written beside it, then renamed), so a read sees one complete save.
+      // Client id and each filter are stored as plain strings in the session's chunks.
+      const file = path.join(dir, 'mosquitto.db');
+      const wanted = [clientId, ...filters].map((s) => Buffer.from(s, 'utf8'));
+      await waitFor(() => {
+        if (!existsSync(file)) return false;
+        const saved = readFileSync(file);
+        return wanted.every((w) => saved.includes(w));
+      }, timeoutMs, `Mosquitto to save the session of ${clientId}`);
+    },
   };
 }
 
@@ -210,6 +228,9 @@ async function startAedes(port: number, options: BrokerOptions): Promise<TestBro
     restart: async () => {
       await waitFor(() => server === null, 1000, 'aedes to stop');
       await launch();
+    },
+    sessionSaved: async () => {
+      if (!options.persistence) throw new Error('sessionSaved needs a broker started with persistence: true');
     },
   };
 }
