@@ -341,10 +341,14 @@ test('a subscription that could not be deleted at stop (QRS hanging) is deleted 
   sim.setHang(false);
   assert.ok(stopMs < 15_000, `the stop is bounded (${stopMs} ms)`);
   assert.ok(sim.notifications.has(old), 'still registered in QRS');
-  await startBridge();
-  await waitFor(() => sim.requestsTo('/qrs/notification', 'DELETE').some((r) => r.query['handle'] === old && r.at > t0 + stopMs), 10_000, 'the old handle to be deleted');
-  assert.equal(sim.notifications.size, 1);
-  assert.ok(!sim.notifications.has(old));
+  // Not startBridge(): its wait for a subscription with this callback URL is met by the old one at once.
+  bridge = await startInProcess(configFile);
+  await waitFor(() => !sim.notifications.has(old) && sim.notifications.size === 1, 10_000, 'the old handle deleted and a new one registered');
+  const deleted = sim.requestsTo('/qrs/notification', 'DELETE').find((r) => r.query['handle'] === old && r.at > t0 + stopMs);
+  const registered = sim.requestsTo('/qrs/notification', 'POST').filter((r) => r.at > t0 + stopMs);
+  assert.ok(deleted, 'the old handle was deleted by the new start');
+  assert.equal(registered.length, 1);
+  assert.ok(deleted.at <= registered[0]!.at, 'deleted before the new one was registered');
 });
 
 test('a QRS that refuses the status filter: subscribed to every update instead, outcomes still alerted once', async () => {
