@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import v8 from 'node:v8';
 
-// Before any module is loaded: V8's young generation does not grow until the bridge has work
+// Before any module is loaded: V8's young generation grows slowly until the bridge has work
 // (src/startup-heap.ts).
 v8.setFlagsFromString('--semi-space-growth-factor=1');
 

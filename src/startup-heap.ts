@@ -1,10 +1,10 @@
 // An alert bridge is idle most of the time. Start-up is one long burst of allocation (modules,
 // config, schemas) whose objects mostly live on; left alone, V8 answers it by growing its young
 // generation to the limit (two 16 MB semi-spaces on Node.js 20) and keeps it until about ten seconds
-// after the bridge falls idle. So the command (bin/butler-mqtt.js) stops the young generation from
-// growing before it loads anything: it stays at its initial size (1 MB semi-spaces) while the bridge
-// starts and while it stays quiet. The first time the event loop is busy for a quarter of a 250 ms
-// span, this gives V8 its default growth factor (2) back for the rest of the process's life, so a
+// after the bridge falls idle. So the command (bin/butler-mqtt.js) slows the young generation's growth
+// (factor 1) before it loads anything: it still doubles twice while the bridge starts (8 MB at ready,
+// against 32 MB), then stays there while the bridge is quiet. The first time the event loop is busy
+// for a quarter of a 250 ms span, this gives V8 its default growth factor (2) back for the rest of the process's life, so a
 // working bridge has its larger young generation as before. V8 reads the factor each time it
 // considers growing, so setting it at run time takes effect; run without the command (the sources
 // through tsx), V8 has its default from the start.
