@@ -143,7 +143,8 @@ for (const c of SOURCES) {
       // The Publisher's acknowledgements, one at a time: each removal lets the next event in.
       const delivered: string[] = [];
       while (delivered.length < 6) {
-        await waitFor(() => r.outbox.depth > 0, 5000, 'a message to deliver');
+        // peek(), not depth: depth counts a row at insert, peek() hands it out once its commit is durable.
+        await waitFor(() => r.outbox.peek(0, 1).length > 0, 5000, 'a message to deliver');
         const [row] = r.outbox.peek(0, 1);
         delivered.push(String(row!.payload));
         await r.outbox.remove([row!.id]);

@@ -308,7 +308,8 @@ test('one source and one pipeline implementation, two ports, two parsers: schedu
     await sendDatagram(sessions.address!.port, '/qseow-proxy-session/;sense-proxy-1;Start session;CORP;anna;AppAccess;/hub;Start session for user CORP\\anna');
     await sendDatagram(sessions.address!.port, failure()); // a scheduler datagram on the session port: unknown type there
     await sendDatagram(tasks.address!.port, 'sense-proxy-1;Stop session;CORP;anna'); // a legacy session datagram on the task port
-    await waitFor(() => outbox.depth === 2 && inbox.depth === 0, 5000, 'two messages in the outbox');
+    // peek(), not depth: depth counts a row at insert, peek() hands it out once its commit is durable.
+    await waitFor(() => outbox.peek(0, 10).length === 2 && inbox.depth === 0, 5000, 'two messages in the outbox');
     const rows = outbox.peek(0, 10).map((r) => [r.topic, r.payload.toString('utf8')]);
     assert.deepEqual(rows.sort(), [['test/session', 'Start session:CORP\\anna'], ['test/task', 'failed:Nightly finance reload']]);
     await waitFor(async () => (await metrics.total('butler_mqtt_events_rejected_total')) === 2, 5000, 'two rejections');
@@ -344,7 +345,13 @@ async function ringSource(name: string, queueBytes: number) {
   );
   lane.start();
   await source.start();
-  const payloads = () => outbox.peek(0, 100_000).map((r) => r.payload.toString('utf8'));
+  // The outbox's depth counts a row as soon as it is inserted; peek() hands it out once its commit is
+  // durable (after the WAL sync), so a test that saw the depth waits here for the rows themselves.
+  const payloads = async (count: number): Promise<string[]> => {
+    let rows: string[] = [];
+    await waitFor(() => (rows = outbox.peek(0, 100_000).map((r) => r.payload.toString('utf8'))).length >= count, 10_000, `${count} durable rows in the outbox`);
+    return rows;
+  };
   const close = async () => {
     await source.stop();
     await lane.stop();
@@ -375,7 +382,7 @@ test('the receive ring wraps around again and again without losing or mangling a
       await sendDatagrams(port, datagrams);
       await waitFor(() => r.outbox.depth === (chunk + 1) * 50, 10_000, `chunk ${chunk} in the outbox`);
     }
-    assert.deepEqual(r.payloads().sort(), expected.sort());
+    assert.deepEqual((await r.payloads(expected.length)).sort(), expected.sort());
     assert.equal(await r.metrics.total('butler_mqtt_events_rejected_total'), 0);
   } finally {
     await r.close();
@@ -411,7 +418,7 @@ test('a full receive ring refuses what does not fit and counts it as intake_full
     assert.equal(await r.metrics.total('butler_mqtt_events_rejected_total', { source: 'udp_task', reason: 'intake_full' }), seen.refused);
     assert.equal(await r.metrics.total('butler_mqtt_events_accepted_total', { source: 'udp_task' }), seen.written);
     // The first datagrams are the ones that fitted, in order.
-    const taken = r.payloads().map((p) => p.split('|')[0]).sort();
+    const taken = (await r.payloads(seen.written)).map((p) => p.split('|')[0]).sort();
     assert.deepEqual(taken, Array.from({ length: seen.written }, (_, i) => ringId(i)));
     await sendDatagram(port, schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId: ringId(count), taskName: 'After the flood' }));
     await waitFor(() => r.outbox.depth === seen.written + 1, 5000, 'the datagram after the flood');
