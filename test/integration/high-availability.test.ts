@@ -97,6 +97,12 @@ async function launch(m: Member, role: 'ACTIVE' | 'standby'): Promise<void> {
   }
 }
 
+/** alpha started and active, then beta started and standby (the order every test begins with). */
+async function launchPair(pair: Pair): Promise<void> {
+  await launch(pair.a, 'ACTIVE');
+  await launch(pair.b, 'standby');
+}
+
 /** Sends each datagram to both instances, `perSecond` of them a second; returns the execution ids. */
 class Stream {
   readonly ids: string[] = [];
@@ -154,8 +160,7 @@ test('steady state: every alert is published exactly once, by the active; the st
   const pair = await startPair('steady');
   const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
   try {
-    await launch(pair.a, 'ACTIVE');
-    await launch(pair.b, 'standby');
+    await launchPair(pair);
     stream.start(50);
     await waitFor(() => stream.ids.length >= 150, 10_000, '150 datagrams sent');
     stream.stop();
@@ -208,8 +213,7 @@ test(`${FAILOVERS} SIGKILLs of the active during a 50 events/s stream: no alert 
   const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
   const takeovers: number[] = [];
   try {
-    await launch(pair.a, 'ACTIVE');
-    await launch(pair.b, 'standby');
+    await launchPair(pair);
     stream.start(50);
     let active = pair.a;
     let standby = pair.b;
@@ -298,8 +302,7 @@ test('the active loses its broker connection (process alive): the standby takes 
   });
   const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
   try {
-    await launch(pair.a, 'ACTIVE');
-    await launch(pair.b, 'standby');
+    await launchPair(pair);
     stream.start(50);
     await waitFor(() => stream.ids.length >= 50, 10_000, 'a second of the stream');
     const from = pair.b.bridge?.lines.length ?? 0;
@@ -331,8 +334,7 @@ test('the active hangs (SIGSTOP): the standby takes over when its heartbeat stop
   const pair = await startPair('hang');
   const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
   try {
-    await launch(pair.a, 'ACTIVE');
-    await launch(pair.b, 'standby');
+    await launchPair(pair);
     stream.start(50);
     await waitFor(() => stream.ids.length >= 50, 10_000, 'a second of the stream');
     const from = pair.b.bridge?.lines.length ?? 0;
@@ -373,8 +375,7 @@ test('a task start command sent while the active hangs starts the task exactly o
   const mark = (what: string) => timeline.push(`${new Date().toISOString()} test: ${what}`);
   results.client.on('message', (_topic, payload) => mark(`result ${payload.toString('utf8')}`));
   try {
-    await launch(pair.a, 'ACTIVE');
-    await launch(pair.b, 'standby');
+    await launchPair(pair);
     // Steady state first: one command, one start, by the active only.
     await results.client.publishAsync(START, JSON.stringify({ taskId: SAMPLE_TASK_ID, correlationId: 'before-failover' }), { qos: 1 });
     await results.waitForCount(1, 10_000);
