@@ -4,10 +4,10 @@
 // after the bridge falls idle. So the command (bin/butler-mqtt.js) slows the young generation's growth
 // (factor 1) before it loads anything: it still doubles twice while the bridge starts (8 MB at ready,
 // against 32 MB), then stays there while the bridge is quiet. The first time the event loop is busy
-// for a quarter of a 250 ms span, this gives V8 its default growth factor (2) back for the rest of the process's life, so a
-// working bridge has its larger young generation as before. V8 reads the factor each time it
-// considers growing, so setting it at run time takes effect; run without the command (the sources
-// through tsx), V8 has its default from the start.
+// for a quarter of a 250 ms span, this gives V8 its default growth factor (2) back for the rest of
+// the process's life, so a working bridge has its larger young generation as before. V8 reads the
+// factor each time it considers growing, so setting it at run time takes effect; run without the
+// command (the sources through tsx), V8 has its default from the start.
 //
 // (Asking V8 to favour memory over speed at start-up as well, --optimize-for-size, took another 5 MB
 // off but cost about 10% of storm throughput even after it was switched off again: code compiled
