@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { collect, type Collector } from '../support/mqtt.ts';
 import { baseButler, deepMerge, senseConnection, spawnBridge, startInProcess, tempDir, writeConfig, type ChildBridge, type InProcessBridge } from '../support/bridge.ts';
@@ -14,6 +13,7 @@ import { createTestPki, type TestPki } from '../support/certs.ts';
 import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID } from '../support/qrs-simulator.ts';
 import { freeUdpPort, schedulerDatagram, sendDatagrams } from '../support/udp.ts';
 import { sleep, waitFor } from '../support/wait.ts';
+import { readStore } from '../support/store-file.ts';
 
 type Json = Record<string, unknown>;
 
@@ -146,16 +146,13 @@ test('broker SIGKILLed for 10 s during a 50 events/s stream of 1,000 events: all
 });
 
 function storedIds(file: string): { inbox: string[]; outbox: string[] } {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
+  return readStore(file, (db) => {
     const inbox = (db.prepare("SELECT payload FROM inbox WHERE source = 'udp_task'").all() as { payload: Buffer }[]).map((r) => r.payload.toString('utf8').split(';')[9] ?? '');
     const outbox = (db.prepare("SELECT payload FROM outbox WHERE kind = 'task_failure_full'").all() as { payload: Buffer }[]).map(
       (r) => (JSON.parse(r.payload.toString('utf8')) as { executionId: string }).executionId,
     );
     return { inbox, outbox };
-  } finally {
-    db.close();
-  }
+  });
 }
 
 test('bridge SIGKILLed mid-stream and restarted: every event it had accepted is alerted, and every event sent after the restart', async (t) => {

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { collect, type Collector } from '../support/mqtt.ts';
 import { baseButler, deepMerge, senseConnection, spawnBridge, tempDir, writeConfig, type ChildBridge } from '../support/bridge.ts';
@@ -16,6 +15,7 @@ import { createTestPki } from '../support/certs.ts';
 import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID } from '../support/qrs-simulator.ts';
 import { freeUdpPort, schedulerDatagram } from '../support/udp.ts';
 import { freePort, sleep, waitFor } from '../support/wait.ts';
+import { countRows } from '../support/store-file.ts';
 import dgram from 'node:dgram';
 
 const FULL = 'qliksense/task_failure_full';
@@ -103,6 +103,21 @@ async function launchPair(pair: Pair): Promise<void> {
   await launch(pair.b, 'standby');
 }
 
+/** A pair launched (alpha active, beta standby) with a stream of 50 datagrams a second to both. */
+async function streamingPair(label: string): Promise<{ pair: Pair; stream: Stream }> {
+  const pair = await startPair(label);
+  const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
+  try {
+    await launchPair(pair);
+    stream.start(50);
+  } catch (err) {
+    stream.close();
+    await pair.close();
+    throw err;
+  }
+  return { pair, stream };
+}
+
 /** Sends each datagram to both instances, `perSecond` of them a second; returns the execution ids. */
 class Stream {
   readonly ids: string[] = [];
@@ -133,12 +148,7 @@ function executionIds(sub: Collector): string[] {
 }
 
 function outboxRows(file: string): number {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
+  return countRows(file, 'SELECT count(*) AS n FROM outbox');
 }
 
 /** The log time (ms) of the first line matching `pattern` after index `from`. */
@@ -157,11 +167,8 @@ function tally(sub: Collector, ids: string[]): { missing: string[]; duplicates: 
 }
 
 test('steady state: every alert is published exactly once, by the active; the standby holds and drops its copies', async (t) => {
-  const pair = await startPair('steady');
-  const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
+  const { pair, stream } = await streamingPair('steady');
   try {
-    await launchPair(pair);
-    stream.start(50);
     await waitFor(() => stream.ids.length >= 150, 10_000, '150 datagrams sent');
     stream.stop();
     await pair.sub.waitForCount(150, 15_000, FULL);
@@ -209,12 +216,9 @@ test('steady state: every alert is published exactly once, by the active; the st
 const FAILOVERS = Math.max(1, Number(process.env['HA_FAILOVERS'] ?? 3));
 
 test(`${FAILOVERS} SIGKILLs of the active during a 50 events/s stream: no alert lost, the standby takes over within failoverSeconds + 1 s`, async (t) => {
-  const pair = await startPair('kill');
-  const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
+  const { pair, stream } = await streamingPair('kill');
   const takeovers: number[] = [];
   try {
-    await launchPair(pair);
-    stream.start(50);
     let active = pair.a;
     let standby = pair.b;
     for (let i = 0; i < FAILOVERS; i++) {
@@ -331,11 +335,8 @@ test('the active loses its broker connection (process alive): the standby takes 
 });
 
 test('the active hangs (SIGSTOP): the standby takes over when its heartbeat stops, and the resumed instance steps down to standby', async (t) => {
-  const pair = await startPair('hang');
-  const stream = new Stream([pair.a.udpPort, pair.b.udpPort]);
+  const { pair, stream } = await streamingPair('hang');
   try {
-    await launchPair(pair);
-    stream.start(50);
     await waitFor(() => stream.ids.length >= 50, 10_000, 'a second of the stream');
     const from = pair.b.bridge?.lines.length ?? 0;
     const stoppedAt = Date.now();

@@ -6,7 +6,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { collect, type Collector, type Received } from '../support/mqtt.ts';
 import { baseButler, deepMerge, senseConnection, startInProcess, tempDir, writeConfig, type InProcessBridge } from '../support/bridge.ts';
@@ -14,6 +13,7 @@ import { createTestPki, type TestPki } from '../support/certs.ts';
 import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID } from '../support/qrs-simulator.ts';
 import { freeUdpPort, schedulerDatagram, sendDatagram } from '../support/udp.ts';
 import { freePort, sleep, waitFor } from '../support/wait.ts';
+import { readStore } from '../support/store-file.ts';
 
 type Json = Record<string, unknown>;
 
@@ -55,13 +55,7 @@ async function bridgeOn(name: string, brokerPort: number, over: Json = {}): Prom
 
 /** Inbox rows ever created in this file, read with a connection of our own. */
 function inboxRowsEver(file: string): number {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    const row = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'inbox'").get() as { seq: number } | undefined;
-    return row?.seq ?? 0;
-  } finally {
-    db.close();
-  }
+  return readStore(file, (db) => (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'inbox'").get() as { seq: number } | undefined)?.seq ?? 0);
 }
 
 function failure(executionId: string, taskName = 'Cached reload'): string {

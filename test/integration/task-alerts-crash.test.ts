@@ -8,7 +8,6 @@ import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { startBroker } from '../support/broker.ts';
 import { collect } from '../support/mqtt.ts';
 import { baseButler, deepMerge, senseConnection, spawnBridge, tempDir, writeConfig } from '../support/bridge.ts';
@@ -16,6 +15,7 @@ import { createTestPki } from '../support/certs.ts';
 import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID } from '../support/qrs-simulator.ts';
 import { freeUdpPort, schedulerDatagram, sendDatagram, sendDatagrams } from '../support/udp.ts';
 import { sleep, waitFor } from '../support/wait.ts';
+import { countRows } from '../support/store-file.ts';
 
 const FAILED = 'qliksense/task_failure';
 const FAILED_FULL = 'qliksense/task_failure_full';
@@ -24,12 +24,7 @@ const tmp = tempDir('bm-task-crash-');
 after(() => tmp.cleanup());
 
 function inboxRows(file: string): number {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare("SELECT count(*) AS n FROM inbox WHERE source = 'udp_task'").get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
+  return countRows(file, "SELECT count(*) AS n FROM inbox WHERE source = 'udp_task'");
 }
 
 /** A thread's nice value (field 19 of /proc/<pid>/task/<tid>/stat, counted after the command name). */

@@ -8,12 +8,12 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { collect, type Collector, type Received } from '../support/mqtt.ts';
 import { REPO_ROOT, baseButler, deepMerge, spawnBridge, startInProcess, tempDir, writeConfig, type InProcessBridge } from '../support/bridge.ts';
 import { freeUdpPort, sendDatagram, sendDatagrams } from '../support/udp.ts';
 import { sleep, waitFor } from '../support/wait.ts';
+import { readStore } from '../support/store-file.ts';
 
 type Json = Record<string, unknown>;
 
@@ -361,14 +361,10 @@ test('restart: users active before it are still counted after it', async () => {
 
 /** Session events in the store file: still waiting in the inbox, and completed (their legacy message in the outbox, the broker being away). */
 function storeCounts(file: string): { waiting: number; done: number } {
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    const waiting = (db.prepare("SELECT count(*) AS n FROM inbox WHERE source = 'udp_session'").get() as { n: number }).n;
-    const done = (db.prepare("SELECT count(*) AS n FROM outbox WHERE kind = 'session_legacy'").get() as { n: number }).n;
-    return { waiting, done };
-  } finally {
-    db.close();
-  }
+  return readStore(file, (db) => ({
+    waiting: (db.prepare("SELECT count(*) AS n FROM inbox WHERE source = 'udp_session'").get() as { n: number }).n,
+    done: (db.prepare("SELECT count(*) AS n FROM outbox WHERE kind = 'session_legacy'").get() as { n: number }).n,
+  }));
 }
 
 test('SIGKILL with most events waiting in the inbox: after a restart each is applied once and the count is exact', async () => {
