@@ -219,6 +219,13 @@ const UdpServerConfig = obj(
     receiveBufferBytes: int(8388608, 65536, 268435456, 'Socket receive buffer requested from the OS.', { added: true }),
     receiveQueueBytes: int(8388608, 65536, 1073741824, 'Memory between each UDP receive thread and the processing: datagrams read and not yet taken, at most (more are refused and counted as intake_full). As traffic goes by all of it becomes resident memory; 8 MiB holds about 10,000 reload failures.', { added: true }),
     processingNice: int(10, 0, 19, 'Linux: added to the nice value of every thread of the bridge but the UDP receive threads (the main thread, which enriches, stores and publishes, and the garbage-collector and I/O threads), so the receive threads empty the sockets first when the CPU is busy. 0 leaves the priorities unchanged.', { added: true }),
+    receiveThread: Type.Union([Type.Literal('auto'), Type.Literal('native'), Type.Literal('javascript')], {
+      default: 'auto',
+      description:
+        'What reads each UDP socket: native (Linux: a C thread that reads up to 32 datagrams per system call, built when the package is installed, needs a C compiler and the Node.js headers), javascript (a worker thread, every platform) or auto (native where it is built, else javascript; the start-up log says which). native fails the start when it is not built.',
+      expected: '"auto", "native" or "javascript"',
+      added: true,
+    }),
     inboxMaxEvents: int(100000, 100, 100000000, 'Accepted events waiting in the durable inbox, at most.', { added: true }),
     portSessionConnectionEvents: port(9997, 'Port for Sense proxy session/connection events (same serverHost, allow-list, size and rate-limit rules as task events).', { added: true }),
     sessionConnectionEvents: obj(

@@ -1,11 +1,11 @@
 // A thin source: one UDP port of Sense log-appender datagrams turned into pipeline input. The socket
-// is read by a worker thread that does nothing else (udp-receiver-worker.js) and copies each datagram
-// into a ring buffer shared with this thread (udp-ring.ts), so intake never waits for enrichment,
-// storage or publishing; here, on the main thread, each datagram passes the cheap checks (allow-list,
-// size, rate limit) and goes to its lane, which parses and accepts it durably.
+// is read by a thread that does nothing else (udp-receive-thread.ts: a C thread where it is built, else
+// a worker thread) and copies each datagram into a ring buffer shared with this thread (udp-ring.ts), so
+// intake never waits for enrichment, storage or publishing; here, on the main thread, each datagram
+// passes the cheap checks (allow-list, size, rate limit) and goes to its lane, which parses and accepts
+// it durably.
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { Worker } from 'node:worker_threads';
 import type { ButlerConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -13,6 +13,7 @@ import type { Lane } from '../pipeline/lane.ts';
 import { readRmemMax, readUdpDrops } from './udp-drops.ts';
 import { UdpRing } from './udp-ring.ts';
 import { registerReceiveThread } from './thread-priority.ts';
+import { makeReceiveThread, type ReceiveThread, type ReceiveThreadChoice } from './udp-receive-thread.ts';
 
 export interface UdpSourceOptions {
   /** Human name for log lines, e.g. "task events". */
@@ -30,6 +31,8 @@ export interface UdpSourceOptions {
   maxQueued?: number;
   /** Bytes of datagrams read but not yet taken, at most (the ring's size); more are refused as intake_full. */
   queueBytes?: number;
+  /** Which receive thread reads the socket (default auto: the native one where it is built). */
+  receiveThread?: ReceiveThreadChoice;
 }
 
 /** The settings every UDP port shares, from Butler.udpServerConfig. */
@@ -39,6 +42,7 @@ export function sharedUdpOptions(u: ButlerConfig['udpServerConfig']): Omit<UdpSo
     maxMessageSize: u.maxMessageSize,
     receiveBufferBytes: u.receiveBufferBytes,
     queueBytes: u.receiveQueueBytes,
+    receiveThread: u.receiveThread,
     allowedSources: u.enableSourceValidation ? u.allowedSources : null,
     maxMessagesPerMinute: u.rateLimit.enable ? u.rateLimit.maxMessagesPerMinute : null,
   };
@@ -60,22 +64,14 @@ const DEFAULT_MAX_QUEUED = 200_000;
 export const DEFAULT_QUEUE_BYTES = 8 * 1024 * 1024;
 /** Datagrams taken per turn of the event loop, so a backlog never holds up timers and sockets. */
 const TAKE_PER_TURN = 256;
-const WORKER_URL = new URL('./udp-receiver-worker.js', import.meta.url);
 
 /** Strips the IPv4-mapped IPv6 prefix so allow-list entries can be plain IPv4. */
 function normaliseAddress(address: string): string {
   return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address.toLowerCase();
 }
 
-type WorkerMessage =
-  | { type: 'listening'; address: string; port: number; requested: number | null; granted: number | null; threadId: number | null }
-  | { type: 'data' }
-  | { type: 'error'; message: string; code: string | null }
-  | { type: 'warning'; message: string }
-  | { type: 'closed' };
-
 export class UdpSource {
-  private worker: Worker | null = null;
+  private thread: ReceiveThread | null = null;
   private allowed: Set<string> | null = null;
   private boundAddress: { address: string; port: number } | null = null;
   private windowStart = 0;
@@ -98,6 +94,11 @@ export class UdpSource {
     return this.boundAddress;
   }
 
+  /** Which receive thread reads the socket (after start). */
+  get receiveThreadKind(): 'native' | 'javascript' | null {
+    return this.thread?.kind ?? null;
+  }
+
   /** Datagrams the kernel dropped on this socket (Linux), null where not readable or not listening. */
   kernelDrops(): number | null {
     return this.boundAddress ? readUdpDrops(this.boundAddress.port) : null;
@@ -109,43 +110,38 @@ export class UdpSource {
     this.allowed = this.options.allowedSources === null ? null : await this.resolveAllowList(this.options.allowedSources);
     const ring = new UdpRing(this.options.queueBytes ?? DEFAULT_QUEUE_BYTES);
     this.ring = ring;
-    const worker = new Worker(WORKER_URL, {
-      workerData: {
-        host: this.options.host,
-        port: this.options.port,
-        type: net.isIPv6(this.options.host) ? 'udp6' : 'udp4',
-        receiveBufferBytes: this.options.receiveBufferBytes,
-        maxQueued: this.options.maxQueued ?? DEFAULT_MAX_QUEUED,
-        ring: ring.ring,
-        control: ring.control,
-      },
-      // The receive loop needs little; a small heap keeps the thread's footprint small.
-      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 2 },
-    });
-    this.worker = worker;
-    const listening = await new Promise<Extract<WorkerMessage, { type: 'listening' }>>((resolve, reject) => {
-      const onMessage = (m: WorkerMessage) => {
-        if (m.type === 'listening') {
-          worker.off('message', onMessage);
-          worker.off('error', reject);
-          resolve(m);
-        } else if (m.type === 'error') {
-          worker.off('message', onMessage);
-          reject(Object.assign(new Error(m.message), { code: m.code }));
-        }
-      };
-      worker.on('message', onMessage);
-      worker.once('error', reject);
-    }).catch(async (err: Error) => {
-      this.worker = null;
-      await worker.terminate();
+    const maxQueued = this.options.maxQueued ?? DEFAULT_MAX_QUEUED;
+    const failed = async (err: Error): Promise<never> => {
+      if (this.thread === thread) this.thread = null;
       logger.error({ err: err.message, host: this.options.host, port: this.options.port }, `${name}: cannot listen on ${this.options.host}:${this.options.port}: ${err.message}`);
       await this.callQuietly(() => this.hooks.onSocketError?.(err), 'socket error handler');
       throw err;
-    });
-    worker.on('message', (m: WorkerMessage) => this.fromWorker(m));
-    worker.on('error', (err) => logger.error({ err: err.message }, `${name}: receive thread failed: ${err.message}`));
-    worker.unref();
+    };
+    let thread: ReceiveThread | null = null;
+    try {
+      thread = makeReceiveThread(this.options.receiveThread ?? 'auto', { host: this.options.host, port: this.options.port, receiveBufferBytes: this.options.receiveBufferBytes, maxQueued }, ring, {
+        data: () => {
+          if (!this.taking) {
+            this.taking = true;
+            this.takeTurn();
+          }
+        },
+        error: (err) => {
+          logger.error({ err: err.message }, `${name}: socket error: ${err.message}`);
+          void this.callQuietly(() => this.hooks.onSocketError?.(err), 'socket error handler');
+        },
+        warning: (message) => logger.warn(`${name}: ${message}`),
+      });
+    } catch (err) {
+      return failed(err as Error);
+    }
+    this.thread = thread;
+    const listening = await thread.start().catch(failed);
+    if (this.thread !== thread) {
+      // stop() came while the socket was being bound.
+      await thread.stop();
+      return;
+    }
     this.boundAddress = { address: listening.address, port: listening.port };
     this.logReceiveBuffer(listening.requested, listening.granted);
     if (listening.threadId !== null) registerReceiveThread(listening.threadId);
@@ -153,31 +149,21 @@ export class UdpSource {
     this.deps.metrics.udpKernelDrops.set({ port }, 0);
     this.deps.metrics.dropReaders.add(this.sampleDrops);
     logger.info(
-      { host: listening.address, port: listening.port, allowList: this.allowed ? [...this.allowed] : 'any', rateLimitPerMinute: this.options.maxMessagesPerMinute ?? 'off' },
-      `${name}: listening on ${listening.address}:${listening.port}`,
+      { host: listening.address, port: listening.port, receiveThread: thread.kind, allowList: this.allowed ? [...this.allowed] : 'any', rateLimitPerMinute: this.options.maxMessagesPerMinute ?? 'off' },
+      `${name}: listening on ${listening.address}:${listening.port} (${thread.kind} receive thread)`,
     );
     await this.callQuietly(() => this.hooks.onListening?.({ ...this.boundAddress! }), 'listening handler');
   }
 
   async stop(): Promise<void> {
-    const worker = this.worker;
-    this.worker = null;
-    if (!worker) return;
+    const thread = this.thread;
+    this.thread = null;
+    if (!thread) return;
     this.sampleDrops();
     this.deps.metrics.dropReaders.delete(this.sampleDrops);
-    // The receive thread closes the socket and says so; what it put in the ring is taken below
-    // before stop() returns.
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 2000);
-      worker.on('message', (m: WorkerMessage) => {
-        if (m.type === 'closed') {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      worker.postMessage({ type: 'close' });
-    });
-    await worker.terminate();
+    // The receive thread closes the socket; what it put in the ring is taken below before stop()
+    // returns.
+    await thread.stop();
     while (this.takeSome() > 0);
     this.deps.logger.info(`UDP ${this.options.name}: stopped`);
   }
@@ -189,27 +175,6 @@ export class UdpSource {
   };
 
   // ---------------------------------------------------------------------------------------------
-
-  private fromWorker(m: WorkerMessage): void {
-    const name = `UDP ${this.options.name}`;
-    switch (m.type) {
-      case 'data':
-        if (!this.taking) {
-          this.taking = true;
-          this.takeTurn();
-        }
-        return;
-      case 'error':
-        this.deps.logger.error({ err: m.message }, `${name}: socket error: ${m.message}`);
-        void this.callQuietly(() => this.hooks.onSocketError?.(Object.assign(new Error(m.message), { code: m.code })), 'socket error handler');
-        return;
-      case 'warning':
-        this.deps.logger.warn(`${name}: ${m.message}`);
-        return;
-      default:
-        return;
-    }
-  }
 
   /**
    * Takes a turn's worth from the ring; while more is waiting, the next turn follows after the event

@@ -109,9 +109,10 @@ test('npm pack → npm install in an empty folder → npx butler-mqtt --version,
   const packed = await run('npm', ['pack', '--json', '--pack-destination', dest], { cwd: REPO_ROOT, env });
   const info = (JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[])[0]!;
   const files = info.files.map((f) => f.path);
-  for (const f of ['bin/butler-mqtt.js', 'dist/main.mjs', 'dist/status/index.html', 'dist/status/status.js', 'dist/status/status.css', 'config/butler-mqtt.yaml', 'config/butler-full.yaml', 'docs/operations.md', 'docs/configuration.md', 'docs/messages.md', 'docs/connect-to-sense.md', 'docs/migrate-from-butler.md', 'packaging/butler-mqtt.service', 'packaging/windows/install-service.ps1', 'README.md', 'package.json']) {
+  for (const f of ['bin/butler-mqtt.js', 'dist/main.mjs', 'dist/status/index.html', 'dist/status/status.js', 'dist/status/status.css', 'config/butler-mqtt.yaml', 'config/butler-full.yaml', 'docs/operations.md', 'docs/configuration.md', 'docs/messages.md', 'docs/connect-to-sense.md', 'docs/migrate-from-butler.md', 'packaging/butler-mqtt.service', 'packaging/windows/install-service.ps1', 'README.md', 'package.json', 'native/udp-reader.c', 'scripts/build-native.mjs']) {
     assert.ok(files.includes(f), `${f} is in the package`);
   }
+  assert.ok(!files.some((f) => f.startsWith('native/build/')), 'no binary of the UDP receive thread: the install builds it');
   assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('node_modules/') || f.startsWith('data/')), 'no tests, dependencies or data in the package');
   // The package runs its JavaScript build: no TypeScript sources, so nothing can fall back to them.
   assert.ok(!files.some((f) => f.startsWith('src/')), 'no TypeScript sources in the package');
@@ -133,6 +134,8 @@ test('npm pack → npm install in an empty folder → npx butler-mqtt --version,
   // Which way the install script went (a source build leaves its object files in build/Release/obj.target;
   // the prebuild holds the .node file only): printed, not asserted, since both are correct installs.
   const native = existsSync(path.join(app, 'node_modules/better-sqlite3/build/Release/obj.target')) ? 'built from source' : "the checkout's build, through prebuild-install";
+  // The package's install script built the C UDP receive thread on this Linux machine.
+  assert.ok(existsSync(path.join(app, 'node_modules/butler-mqtt/native/build/udp-reader.node')), 'the install built native/build/udp-reader.node');
   // Development tools (the TypeScript loader, the bundler) are not installed with the package.
   assert.ok(!existsSync(path.join(app, 'node_modules/tsx')), 'tsx is not installed');
   assert.ok(!existsSync(path.join(app, 'node_modules/esbuild')), 'esbuild is not installed');
@@ -171,6 +174,7 @@ test('npm pack → npm install in an empty folder → npx butler-mqtt --version,
   process.kill(asService.pid, 'SIGTERM');
   assert.deepEqual(await withDeadline(asService.closed, 30_000, asService.pid), { code: 0, signal: null }, asService.output());
   assert.ok(asService.output().includes('butler-mqtt stopped'), asService.output());
+  assert.match(asService.output(), /listening on 127\.0\.0\.1:\d+ \(native receive thread\)/);
 
   // Measured for the CI budget: printed, not asserted.
   process.stdout.write(`# package test: install ${Math.round((installedAt - started) / 1000)} s (better-sqlite3: ${native}), total ${Math.round((Date.now() - started) / 1000)} s\n`);

@@ -1,8 +1,9 @@
 // The UDP listener with real sockets: every rejection reason moves its counter by exactly
 // what was sent, the in-memory queue spills into the durable inbox and is read back, the receive
 // buffer is sized and reported, a 2,000-datagram burst from one sender is alerted in full, and one
-// listener implementation serves two ports with two parsers; the receive thread's ring buffer wraps
-// around intact, and when full refuses and counts (intake_full) instead of losing unseen.
+// listener implementation serves two ports with two parsers; each kind of receive thread (native and
+// JavaScript) writes a ring buffer that wraps around intact, and when full refuses and counts
+// (intake_full) instead of losing unseen.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -22,6 +23,7 @@ import { Inbox } from '../../src/store/inbox.ts';
 import { Metrics } from '../../src/observability/metrics.ts';
 import { silentLogger } from '../../src/observability/logger.ts';
 import { UdpSource } from '../../src/sense/udp-source.ts';
+import type { ReceiveThreadChoice } from '../../src/sense/udp-receive-thread.ts';
 import { Pipeline } from '../../src/pipeline/pipeline.ts';
 import type { ParseResult } from '../../src/pipeline/lane.ts';
 import { parseSchedulerDatagram } from '../../src/alerts/task-alerts.ts';
@@ -327,7 +329,7 @@ test('one source and one pipeline implementation, two ports, two parsers: schedu
 });
 
 /** A ring-buffer source on its own lane and store: the pipeline side of the receive thread. */
-async function ringSource(name: string, queueBytes: number) {
+async function ringSource(name: string, queueBytes: number, receiveThread: ReceiveThreadChoice) {
   const store = new Store({ file: path.join(tmp.dir, name, 'store.sqlite') });
   const outbox = new Outbox(store, { maxMessages: 100_000, maxBytes: 1 << 28, defaultQos: 1, maxQos: 2, maxPacketBytes: 0 });
   const inbox = new Inbox(store, outbox, { maxEvents: 100_000, dedupTtlMs: 60_000 });
@@ -338,13 +340,14 @@ async function ringSource(name: string, queueBytes: number) {
     handle: async (e) => [{ topic: 'test/ring', payload: `${e.executionId}|${e.taskName}`, kind: 'test' }],
   });
   const source = new UdpSource(
-    { name: 'task events', host: '127.0.0.1', port: 0, maxMessageSize: 65507, receiveBufferBytes: 1 << 20, allowedSources: null, maxMessagesPerMinute: null, queueBytes },
+    { name: 'task events', host: '127.0.0.1', port: 0, maxMessageSize: 65507, receiveBufferBytes: 1 << 20, allowedSources: null, maxMessagesPerMinute: null, queueBytes, receiveThread },
     lane,
     {},
     { logger: silentLogger(), metrics },
   );
   lane.start();
   await source.start();
+  assert.equal(source.receiveThreadKind, receiveThread);
   // The outbox's depth counts a row as soon as it is inserted; peek() hands it out once its commit is
   // durable (after the WAL sync), so a test that saw the depth waits here for the rows themselves.
   const payloads = async (count: number): Promise<string[]> => {
@@ -360,69 +363,74 @@ async function ringSource(name: string, queueBytes: number) {
   return { source, outbox, inbox, metrics, payloads, close };
 }
 
+/** Both kinds of receive thread write the same ring; each is tested on its own. */
+const RECEIVE_THREADS = ['native', 'javascript'] as const;
+
 /** executionId of datagram i: a valid GUID that names its index. */
 const ringId = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
 
-test('the receive ring wraps around again and again without losing or mangling a datagram (64 KiB ring, 1,500 datagrams of 6 sizes)', async () => {
-  const r = await ringSource('ring-wrap', 64 * 1024);
-  try {
-    const port = r.source.address!.port;
-    const expected: string[] = [];
-    // Chunks of 50 (about 15 KB), each taken before the next is sent, so nothing is refused while the
-    // write position passes the end of the ring about seven times (about 430 KB in all), at a
-    // different offset each time.
-    for (let chunk = 0; chunk < 30; chunk++) {
-      const datagrams: string[] = [];
-      for (let j = 0; j < 50; j++) {
-        const i = chunk * 50 + j;
-        const taskName = `Reload ${i} ${'x'.repeat((i % 6) * 37)}`;
-        expected.push(`${ringId(i)}|${taskName}`);
-        datagrams.push(schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId: ringId(i), taskName }));
+for (const kind of RECEIVE_THREADS) {
+  test(`${kind} receive thread: the ring wraps around again and again without losing or mangling a datagram (64 KiB ring, 1,500 datagrams of 6 sizes)`, async () => {
+    const r = await ringSource(`ring-wrap-${kind}`, 64 * 1024, kind);
+    try {
+      const port = r.source.address!.port;
+      const expected: string[] = [];
+      // Chunks of 50 (about 15 KB), each taken before the next is sent, so nothing is refused while the
+      // write position passes the end of the ring about seven times (about 430 KB in all), at a
+      // different offset each time.
+      for (let chunk = 0; chunk < 30; chunk++) {
+        const datagrams: string[] = [];
+        for (let j = 0; j < 50; j++) {
+          const i = chunk * 50 + j;
+          const taskName = `Reload ${i} ${'x'.repeat((i % 6) * 37)}`;
+          expected.push(`${ringId(i)}|${taskName}`);
+          datagrams.push(schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId: ringId(i), taskName }));
+        }
+        await sendDatagrams(port, datagrams);
+        await waitFor(() => r.outbox.depth === (chunk + 1) * 50, 10_000, `chunk ${chunk} in the outbox`);
       }
-      await sendDatagrams(port, datagrams);
-      await waitFor(() => r.outbox.depth === (chunk + 1) * 50, 10_000, `chunk ${chunk} in the outbox`);
+      assert.deepEqual((await r.payloads(expected.length)).sort(), expected.sort());
+      assert.equal(await r.metrics.total('butler_mqtt_events_rejected_total'), 0);
+    } finally {
+      await r.close();
     }
-    assert.deepEqual((await r.payloads(expected.length)).sort(), expected.sort());
-    assert.equal(await r.metrics.total('butler_mqtt_events_rejected_total'), 0);
-  } finally {
-    await r.close();
-  }
-});
+  });
 
-test('a full receive ring refuses what does not fit and counts it as intake_full; what it took is handled, and the ring is usable again', async () => {
-  const r = await ringSource('ring-full', 64 * 1024);
-  try {
-    const port = r.source.address!.port;
-    const count = 400; // about 85 KB: more than the 64 KiB ring holds
-    const template = schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId: '@ID@', taskName: 'Flooded reload' });
-    // The sender is a process of its own, and this thread does not run its event loop until the
-    // receive thread has written or refused every datagram: nothing is taken from the ring meanwhile.
-    const sender = spawn(
-      process.execPath,
-      [
-        '-e',
-        `const s = require('node:dgram').createSocket('udp4'); const t = process.env.T; let left = ${count};
-         for (let i = 0; i < ${count}; i++) s.send(t.replace('@ID@', '00000000-0000-4000-8000-' + String(i).padStart(12, '0')), ${port}, '127.0.0.1', () => { if (--left === 0) s.close(); });`,
-      ],
-      { env: { ...process.env, T: template }, stdio: 'ignore' },
-    );
-    const senderDone = new Promise((resolve) => sender.on('exit', resolve));
-    const deadline = Date.now() + 20_000;
-    let seen = r.source.intakeCounts()!;
-    while (seen.written + seen.refused < count && Date.now() < deadline) seen = r.source.intakeCounts()!;
-    assert.equal(seen.written + seen.refused, count, 'the receive thread wrote or refused every datagram while this thread was busy');
-    assert.ok(seen.refused > 0, 'a 64 KiB ring cannot hold 85 KB');
-    assert.ok(seen.written > 50, 'the ring held what fitted');
-    await senderDone;
-    await waitFor(async () => r.outbox.depth === seen.written && (await r.metrics.total('butler_mqtt_events_rejected_total')) === seen.refused, 10_000, 'taken and refused counted');
-    assert.equal(await r.metrics.total('butler_mqtt_events_rejected_total', { source: 'udp_task', reason: 'intake_full' }), seen.refused);
-    assert.equal(await r.metrics.total('butler_mqtt_events_accepted_total', { source: 'udp_task' }), seen.written);
-    // The first datagrams are the ones that fitted, in order.
-    const taken = (await r.payloads(seen.written)).map((p) => p.split('|')[0]).sort();
-    assert.deepEqual(taken, Array.from({ length: seen.written }, (_, i) => ringId(i)));
-    await sendDatagram(port, schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId: ringId(count), taskName: 'After the flood' }));
-    await waitFor(() => r.outbox.depth === seen.written + 1, 5000, 'the datagram after the flood');
-  } finally {
-    await r.close();
-  }
-});
+  test(`${kind} receive thread: a full ring refuses what does not fit and counts it as intake_full; what it took is handled, and the ring is usable again`, async () => {
+    const r = await ringSource(`ring-full-${kind}`, 64 * 1024, kind);
+    try {
+      const port = r.source.address!.port;
+      const count = 400; // about 85 KB: more than the 64 KiB ring holds
+      const template = schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId: '@ID@', taskName: 'Flooded reload' });
+      // The sender is a process of its own, and this thread does not run its event loop until the
+      // receive thread has written or refused every datagram: nothing is taken from the ring meanwhile.
+      const sender = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const s = require('node:dgram').createSocket('udp4'); const t = process.env.T; let left = ${count};
+           for (let i = 0; i < ${count}; i++) s.send(t.replace('@ID@', '00000000-0000-4000-8000-' + String(i).padStart(12, '0')), ${port}, '127.0.0.1', () => { if (--left === 0) s.close(); });`,
+        ],
+        { env: { ...process.env, T: template }, stdio: 'ignore' },
+      );
+      const senderDone = new Promise((resolve) => sender.on('exit', resolve));
+      const deadline = Date.now() + 20_000;
+      let seen = r.source.intakeCounts()!;
+      while (seen.written + seen.refused < count && Date.now() < deadline) seen = r.source.intakeCounts()!;
+      assert.equal(seen.written + seen.refused, count, 'the receive thread wrote or refused every datagram while this thread was busy');
+      assert.ok(seen.refused > 0, 'a 64 KiB ring cannot hold 85 KB');
+      assert.ok(seen.written > 50, 'the ring held what fitted');
+      await senderDone;
+      await waitFor(async () => r.outbox.depth === seen.written && (await r.metrics.total('butler_mqtt_events_rejected_total')) === seen.refused, 10_000, 'taken and refused counted');
+      assert.equal(await r.metrics.total('butler_mqtt_events_rejected_total', { source: 'udp_task', reason: 'intake_full' }), seen.refused);
+      assert.equal(await r.metrics.total('butler_mqtt_events_accepted_total', { source: 'udp_task' }), seen.written);
+      // The first datagrams are the ones that fitted, in order.
+      const taken = (await r.payloads(seen.written)).map((p) => p.split('|')[0]).sort();
+      assert.deepEqual(taken, Array.from({ length: seen.written }, (_, i) => ringId(i)));
+      await sendDatagram(port, schedulerDatagram({ taskId: SAMPLE_TASK_ID, appId: SAMPLE_APP_ID, executionId: ringId(count), taskName: 'After the flood' }));
+      await waitFor(() => r.outbox.depth === seen.written + 1, 5000, 'the datagram after the flood');
+    } finally {
+      await r.close();
+    }
+  });
+}

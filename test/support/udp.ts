@@ -1,5 +1,6 @@
 // UDP helpers for tests: a free port for a config file, and senders of real datagrams over loopback.
 import dgram from 'node:dgram';
+import net from 'node:net';
 
 /** A UDP port on 127.0.0.1 that was free a moment ago. */
 export async function freeUdpPort(): Promise<number> {
@@ -13,14 +14,14 @@ export async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-/** Sends one datagram (text as UTF-8, or raw bytes) to 127.0.0.1:port. */
+/** Sends one datagram (text as UTF-8, or raw bytes) to host:port (default 127.0.0.1; IPv6 from an IPv6 socket). */
 export async function sendDatagram(port: number, data: string | Buffer, host = '127.0.0.1'): Promise<void> {
   await sendDatagrams(port, [data], host);
 }
 
 /** Sends datagrams one after another from one socket, as fast as it goes. */
 export async function sendDatagrams(port: number, data: (string | Buffer)[], host = '127.0.0.1'): Promise<void> {
-  const socket = dgram.createSocket('udp4');
+  const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
   try {
     for (const d of data) {
       await new Promise<void>((resolve, reject) => socket.send(typeof d === 'string' ? Buffer.from(d, 'utf8') : d, port, host, (err) => (err ? reject(err) : resolve())));
