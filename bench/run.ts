@@ -17,7 +17,7 @@ import { runLatency, type LatencyResult } from './latency.ts';
 import { runFootprint, type FootprintResult } from './footprint.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ALL = ['footprint', 'storm', 'noloop', 'burst', 'flood', 'latency'] as const;
+const ALL = ['footprint', 'storm', 'wholeroot', 'burst', 'flood', 'latency'] as const;
 type Bench = (typeof ALL)[number];
 
 interface Options {
@@ -49,7 +49,7 @@ interface StormRound {
   rawEventsPerSecond: number;
   ratioToRaw: number;
   /** The same storm with the subscription root moved off qliksense/ (null: not measured). */
-  noLoopEventsPerSecond: number | null;
+  wholeRootEventsPerSecond: number | null;
   lost: number;
   duplicates: number;
   cpuMsPerEvent: number;
@@ -59,12 +59,12 @@ interface StormRound {
 interface StormSummary {
   rounds: StormRound[];
   /** Medians over the rounds (each figure on its own). */
-  median: { eventsPerSecond: number; rawEventsPerSecond: number; ratioToRaw: number; noLoopEventsPerSecond: number | null; loopbackCostPercent: number | null; cpuMsPerEvent: number };
+  median: { eventsPerSecond: number; rawEventsPerSecond: number; ratioToRaw: number; wholeRootEventsPerSecond: number | null; loopbackCostPercent: number | null; cpuMsPerEvent: number };
   lost: number;
   duplicates: number;
   qrsCallsPerEvent: number;
   /** Full figures of the first round. */
-  first: StormResult & { raw: RawResult; noLoop: StormResult | null };
+  first: StormResult & { raw: RawResult; wholeRoot: StormResult | null };
 }
 
 interface Results {
@@ -101,7 +101,7 @@ const program = new Command('bench')
   .option('--starts <n>', 'footprint: cold starts', int, 3)
   .option('--idle-seconds <n>', 'footprint: idle RSS is read this long after ready', int, 20)
   .option('--no-sources', 'footprint: skip the comparison with the TypeScript sources run through tsx')
-  .option('--repeat <n>', 'storm: rounds of storm, raw limit (and no-loop storm); medians are reported', int, 3)
+  .option('--repeat <n>', 'storm: rounds of storm, raw limit (and the whole-root storm); medians are reported', int, 3)
   .addOption(new Option('--log-level <level>', 'Butler.logLevel of the bridge').choices(['error', 'warn', 'info', 'verbose', 'debug']).default('info'))
   .option('--bridge-json <json>', 'JSON merged into the Butler config of every bridge, e.g. \'{"udpServerConfig":{"messageQueue":{"maxConcurrent":50}}}\'')
   .option('--node-args <args>', 'extra Node.js flags for every bridge process, e.g. "--max-semi-space-size=1"')
@@ -163,35 +163,35 @@ async function main(): Promise<void> {
       log(`footprint: ${o.starts} cold starts`);
       results.footprint = await runFootprint(stack, res, tuning, { starts: o.starts, idleSeconds: o.idleSeconds, compareSources: o.sources });
     }
-    if (selected.has('storm') || selected.has('noloop')) {
+    if (selected.has('storm') || selected.has('wholeroot')) {
       const rounds: StormRound[] = [];
       let first: StormSummary['first'] | null = null;
       let qrsCalls = 0;
       for (let r = 1; r <= o.repeat; r++) {
         log(`storm ${r}/${o.repeat}: ${o.events} reload failures, QRS ${o.qrsLatency} ms per call, warm cache`);
-        const storm = await runStorm(stack, res, tuning, { ...stormOptions, loopbackSubscription: true, nodeArgs: o.profile && r === 1 ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [] });
+        const storm = await runStorm(stack, res, tuning, { ...stormOptions, loopbackSubscription: false, nodeArgs: o.profile && r === 1 ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [] });
         log(`raw limit ${r}/${o.repeat}: MQTT.js, ${2 * o.events} messages, QoS 1, window ${o.inFlight}`);
         const raw = await runRaw(stack, res, { events: o.events, inFlightWindow: o.inFlight, timeoutMs: 120_000 });
-        let noLoop: StormResult | null = null;
-        if (selected.has('noloop')) {
-          log(`storm ${r}/${o.repeat} with the subscription root off qliksense/ (the cost of receiving our own messages)`);
-          noLoop = await runStorm(stack, res, tuning, { ...stormOptions, loopbackSubscription: false, nodeArgs: [] });
+        let wholeRoot: StormResult | null = null;
+        if (selected.has('wholeroot')) {
+          log(`storm ${r}/${o.repeat} subscribed to all of qliksense/# as Butler is (the cost of receiving our own messages)`);
+          wholeRoot = await runStorm(stack, res, tuning, { ...stormOptions, loopbackSubscription: true, nodeArgs: [] });
         }
-        first ??= { ...storm, raw, noLoop };
+        first ??= { ...storm, raw, wholeRoot };
         qrsCalls = Math.max(qrsCalls, storm.qrs.callsPerEvent);
         rounds.push({
           eventsPerSecond: storm.eventsPerSecond,
           rawEventsPerSecond: raw.eventsPerSecond,
           ratioToRaw: round(storm.eventsPerSecond / raw.eventsPerSecond, 3),
-          noLoopEventsPerSecond: noLoop?.eventsPerSecond ?? null,
-          lost: storm.delivered.lost + (noLoop?.delivered.lost ?? 0),
-          duplicates: storm.delivered.duplicates + (noLoop?.delivered.duplicates ?? 0),
+          wholeRootEventsPerSecond: wholeRoot?.eventsPerSecond ?? null,
+          lost: storm.delivered.lost + (wholeRoot?.delivered.lost ?? 0),
+          duplicates: storm.delivered.duplicates + (wholeRoot?.delivered.duplicates ?? 0),
           cpuMsPerEvent: storm.bridge.cpuMsPerEvent,
           machineCpuBusyPercent: storm.machine.cpuBusyPercent,
         });
       }
       const med = (f: (x: StormRound) => number) => median(rounds.map(f));
-      const noLoopMedian = selected.has('noloop') ? med((x) => x.noLoopEventsPerSecond ?? NaN) : null;
+      const wholeRootMedian = selected.has('wholeroot') ? med((x) => x.wholeRootEventsPerSecond ?? NaN) : null;
       const stormMedian = med((x) => x.eventsPerSecond);
       results.storm = {
         rounds,
@@ -199,8 +199,8 @@ async function main(): Promise<void> {
           eventsPerSecond: stormMedian,
           rawEventsPerSecond: med((x) => x.rawEventsPerSecond),
           ratioToRaw: med((x) => x.ratioToRaw),
-          noLoopEventsPerSecond: noLoopMedian,
-          loopbackCostPercent: noLoopMedian ? round((1 - stormMedian / noLoopMedian) * 100, 1) : null,
+          wholeRootEventsPerSecond: wholeRootMedian,
+          loopbackCostPercent: wholeRootMedian ? round((1 - wholeRootMedian / stormMedian) * 100, 1) : null,
           cpuMsPerEvent: med((x) => x.cpuMsPerEvent),
         },
         lost: rounds.reduce((a, x) => a + x.lost, 0),
@@ -291,8 +291,8 @@ function summary(r: Results, file: string): string {
     lines.push(`         raw MQTT.js ${s.rounds.map((x) => x.rawEventsPerSecond).join(' / ')} events/s → median ${med.rawEventsPerSecond}; ratio per round ${s.rounds.map((x) => `${(x.ratioToRaw * 100).toFixed(0)}%`).join(' / ')} → median ${(med.ratioToRaw * 100).toFixed(1)}%`);
     lines.push(`         lost ${s.lost}, duplicates ${s.duplicates}; bridge CPU ${med.cpuMsPerEvent} ms/event; machine ${s.rounds.map((x) => `${x.machineCpuBusyPercent}%`).join(' / ')} busy; QRS calls/event ${s.qrsCallsPerEvent}`);
     lines.push(`         backlog during the first storm: inbox mean ${f.backlog.inboxMean} (max ${f.backlog.inboxMax}) events, outbox mean ${f.backlog.outboxMean} (max ${f.backlog.outboxMax}) messages`);
-    if (med.noLoopEventsPerSecond !== null) {
-      lines.push(`         subscription off qliksense/: ${s.rounds.map((x) => x.noLoopEventsPerSecond).join(' / ')} events/s → median ${med.noLoopEventsPerSecond}; receiving our own messages costs ${med.loopbackCostPercent}%`);
+    if (med.wholeRootEventsPerSecond !== null) {
+      lines.push(`         subscribed to all of qliksense/# (subscribeWholeRoot, as Butler): ${s.rounds.map((x) => x.wholeRootEventsPerSecond).join(' / ')} events/s → median ${med.wholeRootEventsPerSecond}; receiving our own messages costs ${med.loopbackCostPercent}%`);
     }
   }
   if (r.burst) {

@@ -19,7 +19,10 @@ export interface StormOptions {
   qrsLatencyMs: number;
   /** The bridge's in-flight window (delivery.inFlightWindow), also used by the raw publisher. */
   inFlightWindow: number;
-  /** false: subscriptionRootTopic moved off qliksense/ so the bridge does not receive its own messages. */
+  /**
+   * true: mqttConfig.subscribeWholeRoot, Butler's subscription to all of qliksense/#, so the broker sends
+   * every alert back to the bridge; false: the default, the task start topic alone.
+   */
   loopbackSubscription: boolean;
   /** Extra Node.js flags for this bridge (e.g. --cpu-prof). */
   nodeArgs: string[];
@@ -63,10 +66,10 @@ export async function runStorm(stack: Stack, res: Resources, tuning: BridgeTunin
   const own = {
     mqttConfig: {
       delivery: { inFlightWindow: o.inFlightWindow },
-      ...(o.loopbackSubscription ? {} : { subscriptionRootTopic: 'butler-mqtt-bench/command/#', taskStartTopic: 'butler-mqtt-bench/command/start_task' }),
+      subscribeWholeRoot: o.loopbackSubscription,
     },
   };
-  const bridge = await launchBridge(stack, res, `storm-${o.loopbackSubscription ? 'loopback' : 'noloop'}`, tuning, own, o.nodeArgs);
+  const bridge = await launchBridge(stack, res, `storm-${o.loopbackSubscription ? 'wholeroot' : 'default'}`, tuning, own, o.nodeArgs);
   const ports = bridge.ports;
   const readyMs = await bridge.waitReady();
   await sleep(1000);

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import type { IClientOptions } from 'mqtt';
 import { probeBroker, separateClientOptions } from '../mqtt/connection.ts';
+import { commandFilter } from '../mqtt/command-source.ts';
 import { loadConfigOrExit, preflightOrExit, EXIT_CONFIG_ERROR } from './config-file.ts';
 import { mainConnectionOptions, deliveryQos } from '../app.ts';
 import { formatIssue, type LoadedConfig } from '../config/load.ts';
@@ -45,6 +46,7 @@ export function effectiveSettings(config: LoadedConfig): Record<string, unknown>
             taskFailureServerStatus: m.taskFailureServerStatusTopic,
             taskSuccess: m.taskSuccessTopic || false,
             subscriptionRoot: m.subscriptionRootTopic,
+            commandSubscription: commandFilter(m.subscriptionRootTopic, m.taskStartTopic, { wholeRoot: m.subscribeWholeRoot, pair: b.highAvailability.enable }),
             taskStart: m.taskStartTopic,
             serviceRunning: m.serviceRunningTopic,
             serviceStopped: m.serviceStoppedTopic,

@@ -184,7 +184,7 @@ export const CHANNELS: readonly ChannelDef[] = [
   },
   {
     id: 'taskStartCommand', title: 'Task start command',
-    description: 'Starts a Qlik Sense task. The bridge subscribes to mqttConfig.subscriptionRootTopic (QoS 1) and takes messages on exactly this topic.',
+    description: 'Starts a Qlik Sense task. The bridge subscribes to this topic (QoS 1; to all of mqttConfig.subscriptionRootTopic with mqttConfig.subscribeWholeRoot, a shared-subscription root or highAvailability) and takes messages on exactly this topic.',
     action: 'receive', server: 'main', topic: { key: mqttKey('taskStartTopic') }, qos: 1, retain: false,
     messages: [text('taskStartPlain', 'Task id', S.TaskStartCommandText), json('taskStartJson', 'Task id and correlation id', S.TaskStartCommandJson, 'TaskStartCommand')],
   },

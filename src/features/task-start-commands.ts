@@ -3,7 +3,7 @@
 import type { Feature } from './feature.ts';
 import { COMMAND_SOURCE, commandDedupKey, describeCommand, parseCommandInput, TaskCommandHandler } from '../alerts/task-commands.ts';
 import { QRS_MISSING_DETAIL, TaskStarter, taskStartResultPayload } from '../alerts/task-start.ts';
-import { CommandSource } from '../mqtt/command-source.ts';
+import { CommandSource, commandFilter } from '../mqtt/command-source.ts';
 import type { TaskStartCommand } from '../mqtt/task-start-command.ts';
 
 export const taskStartCommands: Feature = {
@@ -50,7 +50,7 @@ export const taskStartCommands: Feature = {
     );
     const source = new CommandSource(
       {
-        subscriptionRootTopic: m.subscriptionRootTopic,
+        subscriptionFilter: commandFilter(m.subscriptionRootTopic, m.taskStartTopic, { wholeRoot: m.subscribeWholeRoot, pair: Boolean(delivery.ha) }),
         taskStartTopic: m.taskStartTopic,
         acceptRetained: m.taskStartAcceptRetained,
         unavailable: starter ? null : QRS_MISSING_DETAIL,

@@ -1,5 +1,5 @@
-// Task-start commands from the main broker, the source side: subscribes under the subscription root,
-// takes messages on exactly taskStartTopic and hands them to the command lane. Refused here, each
+// Task-start commands from the main broker, the source side: subscribes to taskStartTopic (or the
+// subscription root, see commandFilter()), takes messages on exactly taskStartTopic and hands them to the command lane. Refused here, each
 // counted and logged: broker redeliveries of a packet already taken, retained commands (they would
 // start their task again at every restart of the bridge, unless allowed), unreadable payloads (answered
 // with "invalid"), and commands while task start is unavailable (answered with "failed").
@@ -13,8 +13,23 @@ import type { MessageSink, OutgoingMessage } from '../store/types.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 
+/**
+ * What the command source subscribes to. The bridge acts only on messages on taskStartTopic, and the
+ * subscription root (qliksense/# by default) also matches every alert the bridge publishes, which the
+ * broker would send straight back to it (about a tenth of its throughput in a storm of alerts). So it
+ * subscribes to taskStartTopic itself, unless the config asks for the whole root, the root is a shared
+ * subscription (`$share/<group>/…`: the group decides which subscriber gets a command), or the
+ * instance is one of an active/standby pair (the standby watches the root for the active's alerts,
+ * and one filter keeps the broker from delivering a command twice).
+ */
+export function commandFilter(root: string, taskStartTopic: string, options: { wholeRoot: boolean; pair: boolean }): string {
+  if (options.wholeRoot || options.pair || root.startsWith('$')) return root;
+  return taskStartTopic;
+}
+
 export interface CommandSourceOptions {
-  subscriptionRootTopic: string;
+  /** The filter subscribed to (commandFilter()). */
+  subscriptionFilter: string;
   taskStartTopic: string;
   /** Take retained messages on the command topic as commands (default false: ignored, counted). */
   acceptRetained: boolean;
@@ -82,7 +97,7 @@ export class CommandSource {
   start(): void {
     const { connection, logger } = this.deps;
     connection.on('connect', this.onConnect);
-    this.subscription = connection.subscribe(this.options.subscriptionRootTopic, { qos: 1, purpose: `for task start commands on ${this.options.taskStartTopic}` }, this.onMessage);
+    this.subscription = connection.subscribe(this.options.subscriptionFilter, { qos: 1, purpose: `for task start commands on ${this.options.taskStartTopic}` }, this.onMessage);
     if (this.options.unavailable !== null) logger.warn({ topic: this.options.taskStartTopic }, `task start commands on ${this.options.taskStartTopic} are answered with status "failed": ${this.options.unavailable}`);
   }
 

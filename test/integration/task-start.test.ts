@@ -254,6 +254,59 @@ test('a task id published through the REST endpoint onto taskStartTopic starts t
   assert.equal(starts(T_DENIED), 0);
 });
 
+test('the bridge subscribes to taskStartTopic alone: its own alerts and other topics under qliksense/# never reach it; with subscribeWholeRoot they do, and are ignored', async () => {
+  // Every message the broker hands the connection goes through route(): record the topics.
+  const seen = (b: InProcessBridge) => {
+    const topics: string[] = [];
+    const connection = b.app.connection!;
+    const route = connection.route.bind(connection);
+    connection.route = (topic, payload, packet) => {
+      topics.push(topic);
+      route(topic, payload, packet);
+    };
+    return topics;
+  };
+  const mainTopics = seen(bridge);
+  // An alert topic and another topic under the root, then a command. One publisher, QoS 1: a broker
+  // delivers one subscription's messages in the order they were published, so had the bridge been
+  // subscribed to qliksense/#, the first two would have reached it before the command's answer.
+  await pub.publishAsync('qliksense/task_failure', 'an alert as the bridge publishes it', { qos: 1 });
+  await pub.publishAsync('qliksense/elsewhere', 'x', { qos: 1 });
+  await command('marker-narrow');
+  await resultsFor('marker-narrow');
+  assert.deepEqual([...new Set(mainTopics)], [START_TOPIC]);
+
+  const wide = await startInProcess(
+    writeConfig(
+      tmp.dir,
+      deepMerge(deepMerge(baseButler(broker.port), qrsConfig()), {
+        mqttConfig: { subscribeWholeRoot: true, taskStartResultTopic: 'wide/result', delivery: { outboxFile: `${tmp.dir}/wide/outbox.sqlite` } },
+        startTaskFilter: { enable: true, allowTask: { taskId: [NIL], tag: [], customProperty: [] } },
+      }),
+      'wide.yaml',
+    ),
+  );
+  const wideResults = await collect(broker.url, 'wide/result');
+  try {
+    await wide.app.connection!.waitConnected(5000);
+    const wideTopics = seen(wide);
+    await waitFor(async () => {
+      await pub.publishAsync('qliksense/task_failure', 'an alert as the bridge publishes it', { qos: 1 });
+      await sleep(100);
+      return wideTopics.includes('qliksense/task_failure');
+    }, 10_000, 'an alert topic delivered under the whole root');
+    // Received, not taken as a command: nothing counted by the command source for it.
+    const before = await wide.app.metrics.total('butler_mqtt_events_received_total', { source: 'mqtt_command' });
+    await pub.publishAsync('qliksense/task_failure', 'again', { qos: 1 });
+    await pub.publishAsync(START_TOPIC, 'marker-wide', { qos: 1 });
+    await waitFor(() => wideResults.texts('wide/result').some((t) => t.includes('marker-wide')), 10_000, 'the answer to the marker');
+    assert.equal(await wide.app.metrics.total('butler_mqtt_events_received_total', { source: 'mqtt_command' }), before + 1);
+  } finally {
+    await wideResults.close();
+    await wide.stop();
+  }
+});
+
 test('QRS refusing the start (unknown task) is answered "failed" with QRS\'s status', async () => {
   await command(NIL);
   const [r] = await resultsFor(NIL);

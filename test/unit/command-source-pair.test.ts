@@ -17,7 +17,7 @@ function pairSource(active: { value: boolean }) {
   const started: string[] = [];
   const connection = { on() {}, off() {}, subscribe: () => ({}), unsubscribe() {}, options: { clean: true } } as unknown as BrokerConnection;
   const source = new CommandSource(
-    { subscriptionRootTopic: 'qliksense/#', taskStartTopic: START, acceptRetained: false, unavailable: null, executes: () => active.value, deferWindowMs: 4000, resultTopic: RESULT, takeOverGraceMs: 0 },
+    { subscriptionFilter: 'qliksense/#', taskStartTopic: START, acceptRetained: false, unavailable: null, executes: () => active.value, deferWindowMs: 4000, resultTopic: RESULT, takeOverGraceMs: 0 },
     {
       connection,
       lane: { submit: (payload: Buffer) => (submitted.push((JSON.parse(payload.toString()) as { correlationId: string }).correlationId), Promise.resolve({ status: 'accepted' as const, id: 1 })), reject: () => undefined },
