@@ -70,6 +70,11 @@ export class ActivityLog extends EventEmitter {
   private readonly entries = new Map<number, ActivityEntry>();
   /** Outbox row id -> the entry whose message it is (for rows not yet delivered). */
   private readonly byRow = new Map<number, ActivityEntry>();
+  /**
+   * Rows of events that fell out of the window before their messages were delivered: their delivery
+   * is not news of its own (in a storm of alerts, most deliveries). Bounded; oldest forgotten first.
+   */
+  private readonly orphaned = new Set<number>();
   /** Deliveries that arrived before their event claimed the row (row id -> time); bounded. */
   private readonly early = new Map<number, { at: number; entryId: number }>();
   private nextId = 1;
@@ -130,6 +135,7 @@ export class ActivityLog extends EventEmitter {
 
   /** The broker acknowledged an outbox row (wired to the Publisher's 'delivered' event). */
   delivered(d: { id: number; topic: string; kind: string }): void {
+    if (this.orphaned.delete(d.id)) return;
     const at = this.now();
     const entry = this.byRow.get(d.id);
     if (entry) {
@@ -175,7 +181,12 @@ export class ActivityLog extends EventEmitter {
     const entry = this.entries.get(id);
     if (!entry) return;
     this.entries.delete(id);
-    for (const m of entry.messages) if (this.byRow.get(m.id) === entry) this.byRow.delete(m.id);
+    for (const m of entry.messages) {
+      if (this.byRow.get(m.id) !== entry) continue;
+      this.byRow.delete(m.id);
+      this.orphaned.add(m.id);
+    }
+    while (this.orphaned.size > this.capacity * 100) this.orphaned.delete(this.orphaned.values().next().value as number);
     if (announce) this.emit('remove', id);
   }
 

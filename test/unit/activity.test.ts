@@ -96,6 +96,20 @@ test('keeps the newest entries up to its capacity, newest first', () => {
   assert.equal(log.recent().length, 3);
 });
 
+test('an event that fell out of the window before its messages were delivered: the deliveries add no entries', () => {
+  const log = new ActivityLog({ capacity: 2 });
+  const first = log.event({ source: 'udp_task', summary: 'reload failed: "A"' });
+  log.messages(first, [1, 2], ['qliksense/task_failure', 'qliksense/task_failure_full']);
+  for (const s of ['B', 'C']) log.messages(log.event({ source: 'udp_task', summary: s }), [], []);
+  assert.deepEqual(log.recent().map((e) => e.summary), ['C', 'B']);
+  log.delivered({ id: 1, topic: 'qliksense/task_failure', kind: 'task_failure' });
+  log.delivered({ id: 2, topic: 'qliksense/task_failure_full', kind: 'task_failure_full' });
+  assert.deepEqual(log.recent().map((e) => e.summary), ['C', 'B']);
+  // A row no event ever claimed still shows.
+  log.delivered({ id: 3, topic: 'qliksense/butler/task_failure_server', kind: 'udp_status' });
+  assert.deepEqual(log.recent().map((e) => e.summary), ['qliksense/butler/task_failure_server', 'C']);
+});
+
 test('summaries from network input lose control characters and are bounded', () => {
   const log = new ActivityLog();
   log.event({ source: 'udp_task', summary: `a\u0000b\nc\u001bd${'x'.repeat(500)}` });
