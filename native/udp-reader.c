@@ -287,9 +287,19 @@ static void finalize_reader(napi_env env, void *data, void *hint) {
   free(r);
 }
 
-static reader_t *get_reader(napi_env env, napi_value value) {
+/** The call's first `count` arguments into argv, the first being a receiver handle; NULL once thrown. */
+static reader_t *reader_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const char *usage) {
+  size_t argc = count;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < count) {
+    throw_type(env, usage);
+    return NULL;
+  }
   void *data = NULL;
-  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  if (napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
+    throw_type(env, "not a receiver handle");
+    return NULL;
+  }
   return data;
 }
 
@@ -387,12 +397,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_start(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 5) return throw_type(env, "start(handle, ring, control, maxQueued, onEvent)");
-  reader_t *r = get_reader(env, argv[0]);
-  if (r == NULL) return throw_type(env, "not a receiver handle");
+  reader_t *r = reader_args(env, info, 5, argv, "start(handle, ring, control, maxQueued, onEvent)");
+  if (r == NULL) return NULL;
   if (r->closed || r->thread_running) return throw_type(env, "receiver already started or closed");
 
   napi_typedarray_type type;
@@ -437,12 +444,9 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1) return throw_type(env, "close(handle)");
-  reader_t *r = get_reader(env, argv[0]);
-  if (r == NULL) return throw_type(env, "not a receiver handle");
+  reader_t *r = reader_args(env, info, 1, argv, "close(handle)");
+  if (r == NULL) return NULL;
   if (r->cleanup_hook) {
     napi_remove_env_cleanup_hook(env, cleanup_hook, r);
     r->cleanup_hook = 0;

@@ -66,6 +66,20 @@ test('the native module: missing and unloadable files give a reason that says wh
   assert.ok('reason' in bad && bad.reason.startsWith(`${junk} cannot be loaded:`), JSON.stringify(bad));
 });
 
+test('the native module refuses wrong calls with a clear TypeError instead of crashing the process', () => {
+  const n = nativeReceiver();
+  assert.ok('module' in n, `native receive thread not available: ${'reason' in n ? n.reason : ''}`);
+  const m = n.module;
+  assert.throws(() => m.close({}), { name: 'TypeError', message: 'not a receiver handle' });
+  assert.throws(() => (m.open as (...a: unknown[]) => unknown)('127.0.0.1'), { name: 'TypeError', message: 'open(address, port, ipv6, receiveBufferBytes)' });
+  assert.throws(() => m.open('not an address', 0, false, 0), { name: 'TypeError', message: 'address is not an IPv4 address' });
+  const opened = m.open('127.0.0.1', 0, false, 0);
+  const ring = new UdpRing(1 << 16);
+  assert.throws(() => m.start(opened.handle, new Uint8Array(8), new Int32Array(ring.control), 10, () => {}), { name: 'TypeError', message: 'ring must be a Uint8Array' });
+  m.close(opened.handle);
+  assert.throws(() => m.start(opened.handle, new Uint8Array(ring.ring), new Int32Array(ring.control), 10, () => {}), { name: 'TypeError', message: 'receiver already started or closed' });
+});
+
 for (const kind of KINDS) {
   test(`${kind}: datagrams land in the ring in order with the sender's address; one wake-up until the ring is re-armed`, async () => {
     const h = harness(kind, '127.0.0.1', 0);
