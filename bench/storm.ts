@@ -66,7 +66,7 @@ export async function runStorm(stack: Stack, res: Resources, tuning: BridgeTunin
   const own = {
     mqttConfig: {
       delivery: { inFlightWindow: o.inFlightWindow },
-      subscribeWholeRoot: o.loopbackSubscription,
+      ...(o.loopbackSubscription ? { subscribeWholeRoot: true } : {}),
     },
   };
   const bridge = await launchBridge(stack, res, `storm-${o.loopbackSubscription ? 'wholeroot' : 'default'}`, tuning, own, o.nodeArgs);
