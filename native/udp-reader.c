@@ -166,20 +166,23 @@ static void *receive_loop(void *arg) {
   }
   struct pollfd fds[2] = {{.fd = r->fd, .events = POLLIN}, {.fd = r->stop_fd, .events = POLLIN}};
 
+  memset(msgs, 0, sizeof msgs);
+  for (int i = 0; i < BATCH; i++) {
+    iov[i].iov_base = buffers + (size_t)i * MAX_DATAGRAM;
+    iov[i].iov_len = MAX_DATAGRAM;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &from[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+  }
+
   while (!__atomic_load_n(&r->stopping, __ATOMIC_SEQ_CST)) {
-    for (int i = 0; i < BATCH; i++) {
-      iov[i].iov_base = buffers + (size_t)i * MAX_DATAGRAM;
-      iov[i].iov_len = MAX_DATAGRAM;
-      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_name = &from[i];
-      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
-    }
     int n = recvmmsg(r->fd, msgs, BATCH, MSG_DONTWAIT, NULL);
     if (n > 0) {
       last_error = 0;
       for (int i = 0; i < n; i++) {
+        // The kernel wrote the sender's address length here; the next call needs the room back.
+        msgs[i].msg_hdr.msg_namelen = sizeof from[i];
         address_text(&from[i], address, sizeof address);
         size_t address_length = strlen(address);
         uint32_t length = msgs[i].msg_len;
