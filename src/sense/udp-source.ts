@@ -13,7 +13,7 @@ import type { Lane } from '../pipeline/lane.ts';
 import { readRmemMax, readUdpDrops } from './udp-drops.ts';
 import { UdpRing } from './udp-ring.ts';
 import { registerReceiveThread } from './thread-priority.ts';
-import { makeReceiveThread, type ReceiveThread, type ReceiveThreadChoice } from './udp-receive-thread.ts';
+import { makeReceiveThread, type Listening, type ReceiveThread, type ReceiveThreadChoice } from './udp-receive-thread.ts';
 
 export interface UdpSourceOptions {
   /** Human name for log lines, e.g. "task events". */
@@ -111,13 +111,8 @@ export class UdpSource {
     const ring = new UdpRing(this.options.queueBytes ?? DEFAULT_QUEUE_BYTES);
     this.ring = ring;
     const maxQueued = this.options.maxQueued ?? DEFAULT_MAX_QUEUED;
-    const failed = async (err: Error): Promise<never> => {
-      if (this.thread === thread) this.thread = null;
-      logger.error({ err: err.message, host: this.options.host, port: this.options.port }, `${name}: cannot listen on ${this.options.host}:${this.options.port}: ${err.message}`);
-      await this.callQuietly(() => this.hooks.onSocketError?.(err), 'socket error handler');
-      throw err;
-    };
-    let thread: ReceiveThread | null = null;
+    let thread: ReceiveThread;
+    let listening: Listening;
     try {
       thread = makeReceiveThread(this.options.receiveThread ?? 'auto', { host: this.options.host, port: this.options.port, receiveBufferBytes: this.options.receiveBufferBytes, maxQueued }, ring, {
         data: () => {
@@ -132,11 +127,15 @@ export class UdpSource {
         },
         warning: (message) => logger.warn(`${name}: ${message}`),
       });
+      this.thread = thread;
+      listening = await thread.start();
     } catch (err) {
-      return failed(err as Error);
+      this.thread = null;
+      const e = err as Error;
+      logger.error({ err: e.message, host: this.options.host, port: this.options.port }, `${name}: cannot listen on ${this.options.host}:${this.options.port}: ${e.message}`);
+      await this.callQuietly(() => this.hooks.onSocketError?.(e), 'socket error handler');
+      throw err;
     }
-    this.thread = thread;
-    const listening = await thread.start().catch(failed);
     if (this.thread !== thread) {
       // stop() came while the socket was being bound.
       await thread.stop();

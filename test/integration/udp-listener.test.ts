@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -431,6 +432,29 @@ for (const kind of RECEIVE_THREADS) {
       await waitFor(() => r.outbox.depth === seen.written + 1, 5000, 'the datagram after the flood');
     } finally {
       await r.close();
+    }
+  });
+}
+
+for (const kind of RECEIVE_THREADS) {
+  test(`${kind} receive thread: a port in use fails the source's start with EADDRINUSE, tells the socket error hook, and leaves nothing to stop`, async () => {
+    const holder = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => holder.bind(0, '127.0.0.1', resolve));
+    const hookErrors: Error[] = [];
+    const source = new UdpSource(
+      { name: 'task events', host: '127.0.0.1', port: holder.address().port, maxMessageSize: 65507, receiveBufferBytes: 1 << 20, allowedSources: null, maxMessagesPerMinute: null, receiveThread: kind },
+      { source: 'udp_task', submit: async () => undefined, reject: () => undefined } as never,
+      { onSocketError: (err) => void hookErrors.push(err) },
+      { logger: silentLogger(), metrics: new Metrics({ processMetrics: false }) },
+    );
+    try {
+      await assert.rejects(source.start(), { code: 'EADDRINUSE' });
+      assert.deepEqual(hookErrors.map((e) => (e as NodeJS.ErrnoException).code), ['EADDRINUSE']);
+      assert.equal(source.receiveThreadKind, null);
+      assert.equal(source.address, null);
+      await source.stop();
+    } finally {
+      holder.close();
     }
   });
 }
