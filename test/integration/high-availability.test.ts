@@ -15,7 +15,7 @@ import { createTestPki } from '../support/certs.ts';
 import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID } from '../support/qrs-simulator.ts';
 import { freeUdpPort, schedulerDatagram } from '../support/udp.ts';
 import { freePort, sleep, waitFor } from '../support/wait.ts';
-import { countRows } from '../support/store-file.ts';
+import { countRows, readStore } from '../support/store-file.ts';
 import dgram from 'node:dgram';
 
 const FULL = 'qliksense/task_failure_full';
@@ -31,6 +31,8 @@ interface Member {
   dbFile: string;
   configFile: string;
   bridge: ChildBridge | null;
+  /** The log lines of this member's earlier processes (killed and restarted), for failure messages. */
+  past: string[];
 }
 
 interface Pair {
@@ -69,7 +71,7 @@ async function startPair(label: string, options: { brokerPortFor?: (name: string
       ),
       `${label}-${name}.yaml`,
     );
-    return { name, httpPort, udpPort, dbFile, configFile, bridge: null };
+    return { name, httpPort, udpPort, dbFile, configFile, bridge: null, past: [] };
   };
   const a = await member('alpha', 200);
   const b = await member('beta', 100);
@@ -89,6 +91,7 @@ async function startPair(label: string, options: { brokerPortFor?: (name: string
 }
 
 async function launch(m: Member, role: 'ACTIVE' | 'standby'): Promise<void> {
+  if (m.bridge) m.past.push(...m.bridge.lines, '(process ended)');
   m.bridge = await spawnBridge(m.configFile);
   try {
     await m.bridge.waitForLine(new RegExp(`is now ${role}`), 15_000);
@@ -157,6 +160,28 @@ function lineTime(lines: string[], pattern: RegExp, from = 0): number | null {
   if (!line) return null;
   const m = /"time":"([^"]+)"/.exec(line);
   return m ? Date.parse(m[1] as string) : null;
+}
+
+/**
+ * For a failure message: where each missing event is now (which instance's outbox or inbox holds it)
+ * and each instance's role changes, so a failure says which path lost it.
+ */
+function whereAre(pair: Pair, missing: string[]): string {
+  const holders = (m: Member, id: string): string[] =>
+    readStore(m.dbFile, (db) => {
+      const found: string[] = [];
+      const inOutbox = db.prepare("SELECT count(*) AS n FROM outbox WHERE topic = ? AND instr(CAST(payload AS TEXT), ?) > 0").get(FULL, id) as { n: number };
+      if (inOutbox.n > 0) found.push(`${m.name} outbox`);
+      const inInbox = db.prepare('SELECT count(*) AS n FROM inbox WHERE instr(CAST(payload AS TEXT), ?) > 0').get(id) as { n: number };
+      if (inInbox.n > 0) found.push(`${m.name} inbox`);
+      return found;
+    });
+  const lines = missing.slice(0, 20).map((id) => `  ${id}: ${[...holders(pair.a, id), ...holders(pair.b, id)].join(', ') || 'in neither store'}`);
+  for (const m of [pair.a, pair.b]) {
+    const roles = [...m.past, ...(m.bridge?.lines ?? [])].filter((l) => /high availability|butler-mqtt started|held message|process ended/.test(l)).map((l) => `    ${l.slice(0, 300)}`);
+    lines.push(`  ${m.name}, every process in turn:`, ...roles);
+  }
+  return `${missing.length} missing\n${lines.join('\n')}`;
 }
 
 /** Every id alerted at least once; how many alerts were extra copies. */
@@ -237,7 +262,11 @@ test(`${FAILOVERS} SIGKILLs of the active during a 50 events/s stream: no alert 
       [active, standby] = [standby, active];
     }
     stream.stop();
-    await waitFor(() => tally(pair.sub, stream.ids).missing.length === 0, 30_000, 'every event alerted');
+    try {
+      await waitFor(() => tally(pair.sub, stream.ids).missing.length === 0, 30_000, 'every event alerted');
+    } catch (err) {
+      throw new Error(`events not alerted:\n${whereAre(pair, tally(pair.sub, stream.ids).missing)}`, { cause: err });
+    }
     await sleep(500);
     const r = tally(pair.sub, stream.ids);
     assert.deepEqual(r.missing, [], 'no alert lost');
