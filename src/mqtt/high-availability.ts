@@ -33,6 +33,8 @@ export interface PeerState {
   role: HaRole;
   online: boolean;
   lastHeard: number;
+  /** When the peer's process started taking inputs (its clock, ms since the epoch); 0 when it did not say. */
+  startedAt: number;
 }
 
 export interface Announcement {
@@ -42,6 +44,8 @@ export interface Announcement {
   role: HaRole;
   /** ms since the epoch, when the message was made. */
   at: number;
+  /** ms since the epoch, when this instance's process started taking inputs; 0 when not given. */
+  startedAt: number;
 }
 
 export function instanceTopic(group: string, instanceId: string): string {
@@ -54,7 +58,7 @@ export function heartbeatTopic(group: string, instanceId: string): string {
 
 /** The last will of an instance: retained "offline" on its announcement topic. */
 export function offlineWill(options: Pick<HaOptions, 'group' | 'instanceId' | 'priority' | 'retain' | 'qos'>): { topic: string; payload: string; qos: QoS; retain: boolean } {
-  const payload: Omit<Announcement, 'at'> = { state: 'offline', instanceId: options.instanceId, priority: options.priority, role: 'standby' };
+  const payload: Omit<Announcement, 'at' | 'startedAt'> = { state: 'offline', instanceId: options.instanceId, priority: options.priority, role: 'standby' };
   return { topic: instanceTopic(options.group, options.instanceId), payload: JSON.stringify(payload), qos: options.qos, retain: options.retain };
 }
 
@@ -69,7 +73,8 @@ export function parseAnnouncement(payload: Buffer): Announcement | null {
     const v = JSON.parse(payload.toString('utf8')) as Partial<Announcement>;
     if ((v.state !== 'online' && v.state !== 'offline') || typeof v.instanceId !== 'string' || typeof v.priority !== 'number') return null;
     const role: HaRole = v.role === 'active' || v.role === 'standby' || v.role === 'starting' ? v.role : 'standby';
-    return { state: v.state, instanceId: v.instanceId, priority: v.priority, role, at: typeof v.at === 'number' ? v.at : 0 };
+    const time = (x: unknown): number => (typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : 0);
+    return { state: v.state, instanceId: v.instanceId, priority: v.priority, role, at: time(v.at), startedAt: time(v.startedAt) };
   } catch {
     return null;
   }
@@ -77,6 +82,14 @@ export function parseAnnouncement(payload: Buffer): Announcement | null {
 
 /** How long after a takeover the copies of released messages are counted (duplicates). */
 const DUPLICATE_WATCH_MS = 60_000;
+
+/**
+ * A standby that restarted publishes the alerts of its earlier run created before the active's
+ * process started, plus this allowance: for a difference between the two machines' clocks and for the
+ * time between an input's arrival and its alert's commit. Alerts inside it are published twice at
+ * worst (the active's earlier run may have had them too); outside it they may be lost.
+ */
+export const INHERITED_ALLOWANCE_MS = 60_000;
 
 /** Emits 'role' (HaRole) after every role change. */
 export class HaCoordinator extends EventEmitter {
@@ -93,6 +106,10 @@ export class HaCoordinator extends EventEmitter {
   /** Heartbeat period, ms. */
   readonly heartbeatMs: number;
   private lastTick = Date.now();
+  /** When this process started taking inputs (set by start(): the sources start before it). */
+  private startedAt = Date.now();
+  /** The active whose start time decides which inherited alerts are published, and whether that was logged. */
+  private inheritedFrom: { instanceId: string; cutoff: number; logged: boolean } | null = null;
 
   constructor(
     readonly options: HaOptions,
@@ -102,6 +119,7 @@ export class HaCoordinator extends EventEmitter {
     this.heartbeatMs = options.heartbeatMs ?? Math.max(100, Math.floor(options.failoverMs / 4));
     deps.publisher.on('matched', (n: number) => deps.metrics.haMatched.inc(n));
     deps.publisher.on('held-expired', (n: number) => deps.metrics.haHeldExpired.inc(n));
+    deps.publisher.on('inherited', (n: number) => this.onInherited(n));
     deps.metrics.sampleOnCollect('haHeld', () => deps.publisher.heldCount);
     this.setRoleMetric();
   }
@@ -135,6 +153,7 @@ export class HaCoordinator extends EventEmitter {
     const { connection } = this.deps;
     const { group } = this.options;
     this.running = true;
+    this.startedAt = Date.now();
     connection.on('connect', this.onConnect);
     connection.on('disconnect', this.onDisconnect);
     this.subscriptions.push(
@@ -193,12 +212,12 @@ export class HaCoordinator extends EventEmitter {
   };
 
   private announce(): void {
-    const payload: Announcement = { state: 'online', instanceId: this.options.instanceId, priority: this.options.priority, role: this.roleValue, at: Date.now() };
+    const payload: Announcement = { state: 'online', instanceId: this.options.instanceId, priority: this.options.priority, role: this.roleValue, at: Date.now(), startedAt: this.startedAt };
     this.deps.publisher.publishCoordination({ topic: instanceTopic(this.options.group, this.options.instanceId), payload: JSON.stringify(payload), qos: this.options.qos, retain: this.options.retain });
   }
 
   private heartbeat(): void {
-    const payload: Announcement = { state: 'online', instanceId: this.options.instanceId, priority: this.options.priority, role: this.roleValue, at: Date.now() };
+    const payload: Announcement = { state: 'online', instanceId: this.options.instanceId, priority: this.options.priority, role: this.roleValue, at: Date.now(), startedAt: this.startedAt };
     this.deps.publisher.publishCoordination({ topic: heartbeatTopic(this.options.group, this.options.instanceId), payload: JSON.stringify(payload), qos: 0, retain: false });
   }
 
@@ -238,7 +257,8 @@ export class HaCoordinator extends EventEmitter {
     if (a.instanceId === this.options.instanceId) return;
     const known = this.peers.get(a.instanceId);
     const wasLive = known ? this.isLive(known, Date.now()) : false;
-    this.peers.set(a.instanceId, { instanceId: a.instanceId, priority: a.priority, role: a.state === 'offline' ? 'standby' : a.role, online: a.state === 'online', lastHeard: Date.now() });
+    // An offline will carries no start time: the one last announced is kept.
+    this.peers.set(a.instanceId, { instanceId: a.instanceId, priority: a.priority, role: a.state === 'offline' ? 'standby' : a.role, online: a.state === 'online', lastHeard: Date.now(), startedAt: a.startedAt || (known?.startedAt ?? 0) });
     if (a.state === 'offline' && wasLive) this.deps.logger.warn({ peer: a.instanceId }, `high availability: instance ${a.instanceId} is offline`);
     else if (a.state === 'online' && !wasLive) this.deps.logger.info({ peer: a.instanceId, role: a.role, priority: a.priority }, `high availability: instance ${a.instanceId} is online (${a.role}, priority ${a.priority})`);
     if (this.discoveryTimer === null) this.decide();
@@ -277,6 +297,7 @@ export class HaCoordinator extends EventEmitter {
       const best = activePeers.reduce((a, b) => (outranks(a, b) ? a : b));
       if (this.roleValue === 'active' && outranks(me, best)) return;
       this.setRole('standby', `instance ${best.instanceId} is active`);
+      this.publishInherited(best);
       return;
     }
     // The active stays active: a better instance that comes back waits for the next failover.
@@ -290,6 +311,30 @@ export class HaCoordinator extends EventEmitter {
     const why = gone ? `instance ${gone.instanceId} ${gone.online ? `sent no heartbeat for ${Math.round((now - gone.lastHeard) / 100) / 10} s` : 'went offline'}` : live.length === 0 ? 'no other instance is live' : 'no instance is active and this one ranks first';
     if (gone) gone.role = 'standby';
     this.setRole('active', why);
+  }
+
+  /**
+   * Standby beside `active`: what this instance wrote before its restart and created before the
+   * active's process started taking inputs, the active cannot have; it is published from here.
+   */
+  private publishInherited(active: PeerState): void {
+    if (active.startedAt <= 0) return;
+    const cutoff = active.startedAt + INHERITED_ALLOWANCE_MS;
+    if (this.inheritedFrom && this.inheritedFrom.cutoff >= cutoff) return;
+    this.inheritedFrom = { instanceId: active.instanceId, cutoff, logged: false };
+    this.deps.publisher.publishInherited(cutoff);
+  }
+
+  /** The Publisher sent an inherited alert (held ones at once, the others as they are read or made). */
+  private onInherited(n: number): void {
+    this.deps.metrics.haReleased.inc(n);
+    const from = this.inheritedFrom;
+    if (!from || from.logged) return;
+    from.logged = true;
+    this.deps.logger.warn(
+      { instanceId: this.options.instanceId, active: from.instanceId },
+      `high availability: publishing, as the standby, the alerts of inputs this instance accepted before its restart: instance ${from.instanceId} was not running yet when they arrived, so it cannot publish them (counted in butler_mqtt_ha_released_total)`,
+    );
   }
 
   private setRole(role: HaRole, why: string): void {

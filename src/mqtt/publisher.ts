@@ -109,6 +109,13 @@ export class Publisher extends EventEmitter {
   private readonly seen = new Map<string, { count: number; expires: number }>();
   private heldSweep: NodeJS.Timeout | null = null;
   private readonly ownKinds: Set<string>;
+  /**
+   * Standby: rows of inputs an earlier run of this instance accepted, created before this time (ms
+   * since the epoch), are published, not held: the active cannot have them (see publishInherited()).
+   */
+  private inheritedCutoff = 0;
+  /** Inherited rows already counted ('inherited' event), so a row sent again is not counted twice. */
+  private readonly inheritedSent = new Set<number>();
 
   constructor(
     private readonly connection: BrokerConnection,
@@ -344,9 +351,51 @@ export class Publisher extends EventEmitter {
     return false;
   }
 
+  /**
+   * Standby: the active's process started taking inputs at `cutoff` (ms since the epoch, allowance
+   * included). Alerts of inputs this instance accepted before its own restart (stored then, or made
+   * now from events left in its inbox), created before that time, are ones the active cannot have
+   * received: published now (held ones) and when read (the rest), not held. They were accepted while
+   * this instance was active and the other one was down or restarting; held, they would wait for a
+   * takeover that may never come. Returns how many held rows were released.
+   */
+  publishInherited(cutoff: number): number {
+    if (!this.options.standby || cutoff <= this.inheritedCutoff) return 0;
+    this.inheritedCutoff = cutoff;
+    const rows: OutboxRow[] = [];
+    for (const [id, h] of this.held) {
+      if (!this.isInherited(h.row)) continue;
+      this.held.delete(id);
+      const ids = this.heldByKey.get(h.key);
+      if (ids) {
+        ids.splice(ids.indexOf(id), 1);
+        if (ids.length === 0) this.heldByKey.delete(h.key);
+      }
+      rows.push(h.row);
+    }
+    if (rows.length > 0) {
+      this.retry.push(...rows);
+      this.retry.sort((a, b) => a.id - b.id);
+      this.pump();
+    }
+    return rows.length;
+  }
+
+  /** Created before this process opened the outbox (an earlier run's, or an event it had accepted) and before the cutoff. */
+  private isInherited(row: OutboxRow): boolean {
+    return row.createdAt < this.outbox.openedAt && row.createdAt < this.inheritedCutoff;
+  }
+
   /** Whether a row read from the outbox is held rather than sent (standby, and not one of this instance's own kinds). */
   private holdRow(row: OutboxRow): boolean {
     if (!this.holding || this.ownKinds.has(row.kind)) return false;
+    if (this.inheritedCutoff > 0 && this.isInherited(row)) {
+      if (!this.inheritedSent.has(row.id)) {
+        this.inheritedSent.add(row.id);
+        this.emit('inherited', 1);
+      }
+      return false;
+    }
     const key = messageKey(row.topic, row.payload);
     const now = Date.now();
     const seen = this.seen.get(key);

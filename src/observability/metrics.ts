@@ -77,7 +77,7 @@ export class Metrics {
   readonly haHeld = new Gauge({ name: 'butler_mqtt_ha_held_messages', help: 'Alerts a standby holds because the active has not been seen publishing them yet', registers: [this.registry], collect: () => this.sample('haHeld') });
   readonly haRoleChanges = new Counter({ name: 'butler_mqtt_ha_role_changes_total', help: 'Role changes of this instance, by new role', labelNames: ['role'] as const, registers: [this.registry] });
   readonly haMatched = new Counter({ name: 'butler_mqtt_ha_matched_total', help: 'Held alerts dropped because the active was seen publishing them', registers: [this.registry] });
-  readonly haReleased = new Counter({ name: 'butler_mqtt_ha_released_total', help: 'Held alerts published at a takeover (the active had not been seen publishing them); an upper bound of the duplicates a takeover causes', registers: [this.registry] });
+  readonly haReleased = new Counter({ name: 'butler_mqtt_ha_released_total', help: 'Held alerts published at a takeover (the active had not been seen publishing them), or by a restarted standby for inputs the active never received; an upper bound of the duplicates they cause', registers: [this.registry] });
   readonly haHeldExpired = new Counter({ name: 'butler_mqtt_ha_held_expired_total', help: 'Held alerts dropped after heldMaxAgeMinutes without being seen published', registers: [this.registry] });
   readonly haDuplicates = new Counter({ name: 'butler_mqtt_ha_duplicates_seen_total', help: 'Alerts this instance saw published a second time within the matching window after it took over (duplicates around a failover)', registers: [this.registry] });
 

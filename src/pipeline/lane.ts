@@ -113,6 +113,8 @@ interface QueueItem<E> {
   meta: string | null;
   event: E;
   attempts: number;
+  /** Read back from the inbox: when it was accepted (its messages keep that time, see Inbox.complete()). */
+  receivedAt?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -386,7 +388,7 @@ export class Lane<E> {
         void this.quarantine(row, row.attempts ?? 0, `no longer parses: ${parsed.reason}: ${parsed.detail}`, parsed.reason, null);
         continue;
       }
-      this.push({ id: row.id, dedupKey: row.dedupKey, meta: row.meta, event: parsed.event, attempts: row.attempts ?? 0 });
+      this.push({ id: row.id, dedupKey: row.dedupKey, meta: row.meta, event: parsed.event, attempts: row.attempts ?? 0, receivedAt: row.receivedAt });
     }
     if (rows.length < room) {
       this.spilled = false;

@@ -193,10 +193,10 @@ export class Inbox {
    * Resolves with the outbox row ids of the messages, those of `step` last (for the status page's
    * activity list).
    */
-  async complete(row: Pick<InboxRow, 'id' | 'dedupKey'>, messages: OutgoingMessage[], step?: CompletionStep, dedupTtlMs = this.options.dedupTtlMs): Promise<number[]> {
+  async complete(row: Pick<InboxRow, 'id' | 'dedupKey'> & { receivedAt?: number }, messages: OutgoingMessage[], step?: CompletionStep, dedupTtlMs = this.options.dedupTtlMs): Promise<number[]> {
     if (messages.length > 0) this.outbox.validate(messages);
     const expires = Date.now() + dedupTtlMs;
-    const ids = await this.finish(row.dedupKey, expires, messages, step, () => this.stmts.remove.run(row.id));
+    const ids = await this.finish(row.dedupKey, expires, messages, step, () => this.stmts.remove.run(row.id), row.receivedAt);
     this.count -= 1;
     if (row.dedupKey !== null) {
       this.inProgress.delete(row.dedupKey);
@@ -232,7 +232,7 @@ export class Inbox {
    * OutboxFullError and is not counted as a refusal: the event is kept and waits (the pipeline counts
    * the wait), nothing is lost.
    */
-  private finish(dedupKey: string | null, expires: number, messages: OutgoingMessage[], step: CompletionStep | undefined, removeRow: (() => void) | null): Promise<number[]> {
+  private finish(dedupKey: string | null, expires: number, messages: OutgoingMessage[], step: CompletionStep | undefined, removeRow: (() => void) | null, receivedAt?: number): Promise<number[]> {
     return this.store.write((db) => {
       removeRow?.();
       if (dedupKey !== null) this.stmts.burn.run(dedupKey, expires);
@@ -240,7 +240,7 @@ export class Inbox {
       const all = extra?.messages?.length ? [...messages, ...extra.messages] : messages;
       if (extra?.messages?.length) this.outbox.validate(extra.messages);
       // Last: the outbox bounds may throw, and a throw rolls back the whole savepoint.
-      const stored = all.length > 0 ? this.outbox.insertInTransaction(db, all) : [];
+      const stored = all.length > 0 ? this.outbox.insertInTransaction(db, all, receivedAt) : [];
       extra?.applied?.();
       return stored;
     });

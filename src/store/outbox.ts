@@ -57,6 +57,8 @@ export class Outbox implements MessageSink {
   private dataVersion: number;
   /** Messages moved out of the outbox because the broker kept refusing them. */
   readonly deadLetters: DeadLetters;
+  /** When this process opened the outbox (ms since the epoch): rows created before it are an earlier run's. */
+  readonly openedAt = Date.now();
 
   constructor(
     private readonly store: Store,
@@ -132,9 +134,11 @@ export class Outbox implements MessageSink {
   /**
    * Inserts inside a transaction the caller already holds (the inbox uses this so that an event's
    * messages and the removal of the event are one commit). Throws OutboxFullError when a bound is hit.
+   * `createdAt`: when the input behind the messages was accepted (an inbox event's arrival; default
+   * now), so a message of an event accepted before a restart keeps that time.
    */
-  insertInTransaction(_db: Db, messages: OutgoingMessage[]): number[] {
-    const now = Date.now();
+  insertInTransaction(_db: Db, messages: OutgoingMessage[], createdAt = Date.now()): number[] {
+    const now = createdAt;
     const prepared = messages.map((m) => {
       // Text stays text: SQLite stores it as TEXT (UTF-8) and MQTT.js encodes it as it writes the packet,
       // so a payload is not copied into a Buffer here and again by MQTT.js (which deep-clones every

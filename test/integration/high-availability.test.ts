@@ -3,20 +3,22 @@
 // an independent subscriber: steady state publishes each alert once, a SIGKILL of the active loses
 // nothing and the standby takes over within failoverSeconds + 1 s, and an active cut off from the
 // broker (process alive) loses nothing either.
-import { test, after } from 'node:test';
+import { test, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import { startBroker, type TestBroker } from '../support/broker.ts';
 import { collect, type Collector } from '../support/mqtt.ts';
-import { baseButler, deepMerge, senseConnection, spawnBridge, tempDir, writeConfig, type ChildBridge } from '../support/bridge.ts';
+import { baseButler, deepMerge, senseConnection, spawnBridge, startInProcess, tempDir, writeConfig, type ChildBridge } from '../support/bridge.ts';
 import { createTestPki } from '../support/certs.ts';
 import { QrsSimulator, SAMPLE_APP_ID, SAMPLE_TASK_ID } from '../support/qrs-simulator.ts';
 import { freeUdpPort, schedulerDatagram } from '../support/udp.ts';
 import { freePort, sleep, waitFor } from '../support/wait.ts';
 import { countRows, readStore } from '../support/store-file.ts';
 import dgram from 'node:dgram';
+import Database from 'better-sqlite3';
+import mqtt from 'mqtt';
 
 const FULL = 'qliksense/task_failure_full';
 const FAILOVER_SECONDS = 2;
@@ -284,7 +286,7 @@ async function relay(targetPort: number): Promise<{ port: number; cut(): Promise
   const sockets = new Set<net.Socket>();
   let server: net.Server | null = null;
   const listen = () =>
-    new Promise<void>((resolve) => {
+    new Promise<void>((resolve, reject) => {
       server = net.createServer((client) => {
         const upstream = net.connect(targetPort, '127.0.0.1');
         sockets.add(client);
@@ -300,6 +302,7 @@ async function relay(targetPort: number): Promise<{ port: number; cut(): Promise
         client.on('error', end).on('close', end);
         upstream.on('error', end).on('close', end);
       });
+      server.once('error', reject);
       server.listen(port, '127.0.0.1', () => resolve());
     });
   await listen();
@@ -360,6 +363,143 @@ test('the active loses its broker connection (process alive): the standby takes 
     stream.close();
     await pair.close();
     await (cutter as unknown as { close(): Promise<void> } | null)?.close();
+  }
+});
+
+/**
+ * alpha is alone (beta killed) and takes 20 events it cannot finish: cut off from the broker, their
+ * alerts stay in its outbox (`outbox`); or with the QRS lookups hanging, the events stay in its inbox
+ * (`inbox`). Then alpha dies. beta restarts and becomes active without ever having seen those events;
+ * alpha restarts and finds beta active. Held as the standby's copies, its alerts would wait for a
+ * takeover that may never come.
+ */
+async function aloneThenDead(t: TestContext, where: 'outbox' | 'inbox'): Promise<void> {
+  let cutter: Awaited<ReturnType<typeof relay>> | null = null;
+  const pair = await startPair(`alone-${where}`, {
+    brokerPortFor: async (name, brokerPort) => {
+      if (name !== 'alpha') return brokerPort;
+      cutter = await relay(brokerPort);
+      return cutter.port;
+    },
+  });
+  const link = () => cutter as unknown as { cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> };
+  const toAlpha = new Stream([pair.a.udpPort]);
+  // The events' messages: task_failure (the task name) and task_failure_full (with the execution id).
+  const alertRows = (file: string) => countRows(file, "SELECT count(*) AS n FROM outbox WHERE kind IN ('task_failure', 'task_failure_full')");
+  try {
+    await launchPair(pair);
+    await pair.b.bridge?.kill('SIGKILL');
+    if (where === 'outbox') {
+      const aFrom = pair.a.bridge?.lines.length ?? 0;
+      await link().cut();
+      await waitFor(() => (pair.a.bridge?.lines ?? []).slice(aFrom).some((l) => /disconnected from MQTT broker/.test(l)), 10_000, 'alpha to notice the cut');
+      for (let i = 0; i < 20; i++) toAlpha.sendOne();
+      await waitFor(() => alertRows(pair.a.dbFile) === 2 * toAlpha.ids.length, 10_000, "every event's two alerts in alpha's outbox");
+    } else {
+      pair.sim.setHang(true);
+      for (let i = 0; i < 20; i++) toAlpha.sendOne();
+      await waitFor(() => countRows(pair.a.dbFile, 'SELECT count(*) AS n FROM inbox') === toAlpha.ids.length, 10_000, "every event in alpha's inbox");
+    }
+    await pair.a.bridge?.kill('SIGKILL');
+    pair.sim.resetFaults();
+    assert.equal(executionIds(pair.sub).filter((id) => toAlpha.ids.includes(id)).length, 0, 'nothing of it was published before alpha died');
+    if (where === 'outbox') await link().restore();
+    await launch(pair.b, 'ACTIVE');
+    await launch(pair.a, 'standby');
+    try {
+      await waitFor(() => tally(pair.sub, toAlpha.ids).missing.length === 0, 15_000, 'every event alerted');
+    } catch (err) {
+      throw new Error(`events not alerted:\n${whereAre(pair, tally(pair.sub, toAlpha.ids).missing)}`, { cause: err });
+    }
+    assert.ok(
+      pair.a.bridge?.lines.some((l) => /publishing, as the standby, the alerts of inputs this instance accepted before its restart: instance beta was not running yet/.test(l)),
+      'alpha says why it publishes as standby',
+    );
+    // Both messages of every event, published by alpha and counted; beta never had them, so none comes
+    // twice. Watched until alpha's outbox and inbox are empty (the count is final then), and half a
+    // second more for a late copy: on a local broker a message arrives within milliseconds.
+    await waitFor(() => alertRows(pair.a.dbFile) === 0 && countRows(pair.a.dbFile, 'SELECT count(*) AS n FROM inbox') === 0, 10_000, "alpha's outbox and inbox to empty");
+    const metrics = await (await fetch(`http://127.0.0.1:${pair.a.httpPort}/metrics`)).text();
+    assert.match(metrics, new RegExp(`butler_mqtt_ha_released_total ${2 * toAlpha.ids.length}\\b`));
+    assert.match(metrics, /butler_mqtt_ha_role\{role="standby"\} 1/);
+    await sleep(500);
+    const r = tally(pair.sub, toAlpha.ids);
+    assert.equal(r.duplicates, 0);
+    t.diagnostic(`${toAlpha.ids.length} events only alpha received, left in its ${where}: all alerted by alpha as the standby, 0 duplicates`);
+  } finally {
+    toAlpha.close();
+    await pair.close();
+    await link()?.close();
+  }
+}
+
+test('alerts only the active received (the standby was down) and had stored but not published when it died are published by it as the standby', (t) => aloneThenDead(t, 'outbox'));
+
+test('events only the active received and had accepted but not finished when it died are finished and published by it as the standby', (t) => aloneThenDead(t, 'inbox'));
+
+test("a restarted standby publishes only the stored alerts created before the active's start plus 60 s; a restart of the active moves that line", async (t) => {
+  // The active is a stand-in client announcing itself (with the start time the test picks) and
+  // sending heartbeats; the bridge's outbox gets three alert rows of an earlier run, made at known times.
+  const broker = await startBroker();
+  const group = 'inherit-test';
+  const dbFile = path.join(tmp.dir, 'inherit', 'outbox.sqlite');
+  const config = writeConfig(
+    tmp.dir,
+    deepMerge(baseButler(broker.port), {
+      mqttConfig: { clientId: 'inherit-alpha', delivery: { outboxFile: dbFile } },
+      restServerConfig: { enable: true, serverHost: '127.0.0.1', serverPort: await freePort() },
+      highAvailability: { enable: true, instanceId: 'alpha', priority: 100, group, failoverSeconds: FAILOVER_SECONDS },
+    }),
+    'inherit.yaml',
+  );
+  const sub = await collect(broker.url, ['test/inherited/#'], { testTopics: ['test/inherited/#'] });
+  const peer = await mqtt.connectAsync(broker.url, { clientId: 'inherit-zeta', reconnectPeriod: 0 });
+  let zetaStartedAt = Date.now() - 180_000;
+  const announce = (topic: string, retain: boolean) =>
+    peer.publishAsync(topic, JSON.stringify({ state: 'online', instanceId: 'zeta', priority: 500, role: 'active', at: Date.now(), startedAt: zetaStartedAt }), { qos: 1, retain });
+  await announce(`${group}/instances/zeta`, true);
+  const beat = setInterval(() => void announce(`${group}/heartbeat/zeta`, false), 250);
+  let bridge: Awaited<ReturnType<typeof startInProcess>> | null = null;
+  try {
+    // A first run makes the store (standby beside zeta, nothing to publish).
+    bridge = await startInProcess(config);
+    await waitFor(() => bridge?.app.delivery?.ha?.role === 'standby', 10_000, 'the first run to be the standby');
+    await bridge.stop();
+    bridge = null;
+    // zeta started 180 s ago: the line is at 120 s ago. "early" (130 s ago) is before it, "late"
+    // (110 s ago) and "later" (100 s ago) after it.
+    const now = Date.now();
+    const db = new Database(dbFile);
+    try {
+      const insert = db.prepare('INSERT INTO outbox (topic, payload, qos, retain, kind, bytes, created_at) VALUES (?, ?, 1, 0, ?, ?, ?)');
+      for (const [name, age] of [['early', 130_000], ['late', 110_000], ['later', 100_000]] as const) insert.run(`test/inherited/${name}`, name, 'task_failure_full', name.length, now - age);
+    } finally {
+      db.close();
+    }
+    bridge = await startInProcess(config);
+    const b = bridge;
+    await waitFor(() => sub.on('test/inherited/early').length === 1, 10_000, 'the early alert');
+    // The other two are held: the decision is made as they are read, so "held 2" is final until the next role or line change.
+    await waitFor(() => b.app.delivery?.publisher.heldCount === 2, 10_000, 'two alerts held');
+    assert.equal(b.app.delivery?.ha?.role, 'standby');
+    assert.deepEqual(sub.messages.map((m) => m.topic), ['test/inherited/early']);
+    assert.ok(b.logs.some((l) => /publishing, as the standby, the alerts of inputs this instance accepted before its restart: instance zeta was not running yet/.test(l)));
+    // zeta restarted 155 s after it first started (its new start: 25 s ago): the line moves to 35 s
+    // from now, past "late" and "later" both.
+    zetaStartedAt += 155_000;
+    await announce(`${group}/instances/zeta`, true);
+    await waitFor(() => sub.messages.length === 3, 10_000, 'the two held alerts');
+    assert.deepEqual(sub.messages.map((m) => m.topic), ['test/inherited/early', 'test/inherited/late', 'test/inherited/later']);
+    assert.equal(b.app.delivery?.publisher.heldCount, 0);
+    const metrics = await (await fetch(`http://127.0.0.1:${b.app.config.butler.restServerConfig.serverPort}/metrics`)).text();
+    assert.match(metrics, /butler_mqtt_ha_released_total 3\b/);
+    t.diagnostic('early published at once; late and later held until the active announced a later start');
+  } finally {
+    clearInterval(beat);
+    await bridge?.stop();
+    await peer.endAsync();
+    await sub.close();
+    await broker.stop();
   }
 });
 

@@ -12,9 +12,12 @@ test('the higher priority outranks; on a tie the lower instance id', () => {
   assert.equal(outranks({ priority: 100, instanceId: 'beta' }, { priority: 100, instanceId: 'alpha' }), false);
 });
 
-test('announcements: state, instanceId and priority are required; an unknown role reads as standby', () => {
-  assert.deepEqual(parseAnnouncement(Buffer.from('{"state":"online","instanceId":"a","priority":5,"role":"active","at":7}')), { state: 'online', instanceId: 'a', priority: 5, role: 'active', at: 7 });
-  assert.deepEqual(parseAnnouncement(Buffer.from('{"state":"offline","instanceId":"a","priority":5,"role":"boss"}')), { state: 'offline', instanceId: 'a', priority: 5, role: 'standby', at: 0 });
+test('announcements: state, instanceId and priority are required; an unknown role reads as standby; times are optional', () => {
+  assert.deepEqual(parseAnnouncement(Buffer.from('{"state":"online","instanceId":"a","priority":5,"role":"active","at":7,"startedAt":3}')), { state: 'online', instanceId: 'a', priority: 5, role: 'active', at: 7, startedAt: 3 });
+  assert.deepEqual(parseAnnouncement(Buffer.from('{"state":"offline","instanceId":"a","priority":5,"role":"boss"}')), { state: 'offline', instanceId: 'a', priority: 5, role: 'standby', at: 0, startedAt: 0 });
+  // An earlier version's announcement (no startedAt) and nonsense times read as "not given".
+  assert.equal(parseAnnouncement(Buffer.from('{"state":"online","instanceId":"a","priority":5,"role":"active","at":7}'))?.startedAt, 0);
+  for (const t of ['"soon"', '-5', 'null', '1e400']) assert.equal(parseAnnouncement(Buffer.from(`{"state":"online","instanceId":"a","priority":5,"startedAt":${t}}`))?.startedAt, 0, t);
   for (const bad of ['', 'online', '{"state":"up","instanceId":"a","priority":1}', '{"state":"online","priority":1}', '{"state":"online","instanceId":"a","priority":"1"}', '[]', 'null']) {
     assert.equal(parseAnnouncement(Buffer.from(bad)), null, bad);
   }
