@@ -362,17 +362,7 @@ export class Publisher extends EventEmitter {
   publishInherited(cutoff: number): number {
     if (!this.options.standby || cutoff <= this.inheritedCutoff) return 0;
     this.inheritedCutoff = cutoff;
-    const rows: OutboxRow[] = [];
-    for (const [id, h] of this.held) {
-      if (!this.isInherited(h.row)) continue;
-      this.held.delete(id);
-      const ids = this.heldByKey.get(h.key);
-      if (ids) {
-        ids.splice(ids.indexOf(id), 1);
-        if (ids.length === 0) this.heldByKey.delete(h.key);
-      }
-      rows.push(h.row);
-    }
+    const rows = this.takeHeld((h) => this.isInherited(h.row));
     if (rows.length > 0) {
       this.retry.push(...rows);
       this.retry.sort((a, b) => a.id - b.id);
@@ -413,22 +403,28 @@ export class Publisher extends EventEmitter {
     return true;
   }
 
-  private sweepHeld(): void {
-    const standby = this.options.standby;
-    if (!standby || !this.holding) return;
-    const now = Date.now();
-    for (const [key, v] of this.seen) if (v.expires <= now) this.seen.delete(key);
-    const expired: OutboxRow[] = [];
+  /** Takes the held rows `which` picks out of the held set (in id order). */
+  private takeHeld(which: (h: { row: OutboxRow; since: number }) => boolean): OutboxRow[] {
+    const rows: OutboxRow[] = [];
     for (const [id, h] of this.held) {
-      if (now - h.since < standby.heldMaxAgeMs) continue;
+      if (!which(h)) continue;
       this.held.delete(id);
       const ids = this.heldByKey.get(h.key);
       if (ids) {
         ids.splice(ids.indexOf(id), 1);
         if (ids.length === 0) this.heldByKey.delete(h.key);
       }
-      expired.push(h.row);
+      rows.push(h.row);
     }
+    return rows;
+  }
+
+  private sweepHeld(): void {
+    const standby = this.options.standby;
+    if (!standby || !this.holding) return;
+    const now = Date.now();
+    for (const [key, v] of this.seen) if (v.expires <= now) this.seen.delete(key);
+    const expired = this.takeHeld((h) => now - h.since >= standby.heldMaxAgeMs);
     if (expired.length === 0) return;
     this.deps.logger.warn({ count: expired.length, topics: [...new Set(expired.map((r) => r.topic))].slice(0, 5) }, `standby: ${expired.length} held message(s) were never seen published by the active within ${Math.round(standby.heldMaxAgeMs / 60_000)} min; dropped (Butler.highAvailability.heldMaxAgeMinutes)`);
     this.emit('held-expired', expired.length);
