@@ -357,10 +357,10 @@ export class Publisher extends EventEmitter {
    * now from events left in its inbox), created before that time, are ones the active cannot have
    * received: published now (held ones) and when read (the rest), not held. They were accepted while
    * this instance was active and the other one was down or restarting; held, they would wait for a
-   * takeover that may never come. Returns how many held rows were released.
+   * takeover that may never come. Each one sent is reported once ('inherited').
    */
-  publishInherited(cutoff: number): number {
-    if (!this.options.standby || cutoff <= this.inheritedCutoff) return 0;
+  publishInherited(cutoff: number): void {
+    if (!this.options.standby || cutoff <= this.inheritedCutoff) return;
     this.inheritedCutoff = cutoff;
     const rows = this.takeHeld((h) => this.isInherited(h.row));
     if (rows.length > 0) {
@@ -368,7 +368,6 @@ export class Publisher extends EventEmitter {
       this.retry.sort((a, b) => a.id - b.id);
       this.pump();
     }
-    return rows.length;
   }
 
   /** Created before this process opened the outbox (an earlier run's, or an event it had accepted) and before the cutoff. */
