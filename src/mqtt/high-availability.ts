@@ -89,7 +89,7 @@ const DUPLICATE_WATCH_MS = 60_000;
  * time between an input's arrival and its alert's commit. Alerts inside it are published twice at
  * worst (the active's earlier run may have had them too); outside it they may be lost.
  */
-export const INHERITED_ALLOWANCE_MS = 60_000;
+const INHERITED_ALLOWANCE_MS = 60_000;
 
 /** Emits 'role' (HaRole) after every role change. */
 export class HaCoordinator extends EventEmitter {

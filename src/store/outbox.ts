@@ -138,7 +138,6 @@ export class Outbox implements MessageSink {
    * now), so a message of an event accepted before a restart keeps that time.
    */
   insertInTransaction(_db: Db, messages: OutgoingMessage[], createdAt = Date.now()): number[] {
-    const now = createdAt;
     const prepared = messages.map((m) => {
       // Text stays text: SQLite stores it as TEXT (UTF-8) and MQTT.js encodes it as it writes the packet,
       // so a payload is not copied into a Buffer here and again by MQTT.js (which deep-clones every
@@ -150,14 +149,14 @@ export class Outbox implements MessageSink {
     const addBytes = prepared.reduce((s, p) => s + p.bytes, 0);
     if (this.count + prepared.length > this.options.maxMessages) throw new OutboxFullError('messages', this.count, this.options.maxMessages);
     if (this.bytes + addBytes > this.options.maxBytes) throw new OutboxFullError('bytes', this.bytes, this.options.maxBytes);
-    const ids = prepared.map((p) => Number(this.insertStmt.run(p.m.topic, p.payload, p.qos, p.m.retain ? 1 : 0, p.m.kind ?? 'other', p.bytes, now).lastInsertRowid));
+    const ids = prepared.map((p) => Number(this.insertStmt.run(p.m.topic, p.payload, p.qos, p.m.retain ? 1 : 0, p.m.kind ?? 'other', p.bytes, createdAt).lastInsertRowid));
     this.store.onDurable(() => {
       this.lastDurableId = Math.max(this.lastDurableId, ids[ids.length - 1] as number);
       prepared.forEach((p, i) => {
         // A caller's Buffer could still be changed by the caller; such rows are read from the file.
         if (this.fresh.size >= FRESH_MAX || typeof p.m.payload !== 'string') return;
         const id = ids[i] as number;
-        this.fresh.set(id, { id, topic: p.m.topic, payload: p.payload, qos: p.qos, retain: Boolean(p.m.retain), kind: p.m.kind ?? 'other', createdAt: now });
+        this.fresh.set(id, { id, topic: p.m.topic, payload: p.payload, qos: p.qos, retain: Boolean(p.m.retain), kind: p.m.kind ?? 'other', createdAt });
       });
     });
     // Nothing after this point can throw, so the counters only move for rows that will commit
