@@ -204,10 +204,13 @@ test('inbox bound: with QRS hanging, events spill from the in-memory queue into 
     assert.match(logs, /4 events wait in memory \(messageQueue.maxSize\); further events wait in the durable inbox/);
     sim.setHang(false);
     // An event's full alert is published after its basic one: once 100 full alerts are here, so are the basic ones.
-    const alertedIds = () => new Set(sub.on(FAILED_FULL).map((m) => (JSON.parse(m.text) as { executionId: string }).executionId));
-    await waitFor(() => ids.filter((id) => alertedIds().has(id)).length >= 100, 30_000, '100 full alerts');
+    const fullAlerted = () => {
+      const alerted = new Set(sub.on(FAILED_FULL).map((m) => (JSON.parse(m.text) as { executionId: string }).executionId));
+      return ids.filter((id) => alerted.has(id)).length;
+    };
+    await waitFor(() => fullAlerted() >= 100, 30_000, '100 full alerts');
     await waitFor(() => bridge.app.inbox!.depth === 0, 5000, 'the inbox to empty');
-    assert.equal(ids.filter((id) => alertedIds().has(id)).length, 100);
+    assert.equal(fullAlerted(), 100);
     assert.equal(mine().length, 100);
   } finally {
     sim.setHang(false);
