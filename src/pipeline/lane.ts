@@ -113,7 +113,7 @@ interface QueueItem<E> {
   meta: string | null;
   event: E;
   attempts: number;
-  /** Read back from the inbox: when it was accepted (its messages keep that time, see Inbox.complete()). */
+  /** Read back from the inbox: when it was accepted (an earlier run's event gives its messages that time, see Inbox.complete()). */
   receivedAt?: number;
 }
 

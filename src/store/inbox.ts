@@ -196,7 +196,10 @@ export class Inbox {
   async complete(row: Pick<InboxRow, 'id' | 'dedupKey'> & { receivedAt?: number }, messages: OutgoingMessage[], step?: CompletionStep, dedupTtlMs = this.options.dedupTtlMs): Promise<number[]> {
     if (messages.length > 0) this.outbox.validate(messages);
     const expires = Date.now() + dedupTtlMs;
-    const ids = await this.finish(row.dedupKey, expires, messages, step, () => this.stmts.remove.run(row.id), row.receivedAt);
+    // An event an earlier run accepted gives its messages its arrival time (a restarted standby
+    // compares it with the active's start); one this run accepted, the commit time (the outbox's age).
+    const createdAt = row.receivedAt !== undefined && row.receivedAt < this.outbox.openedAt ? row.receivedAt : undefined;
+    const ids = await this.finish(row.dedupKey, expires, messages, step, () => this.stmts.remove.run(row.id), createdAt);
     this.count -= 1;
     if (row.dedupKey !== null) {
       this.inProgress.delete(row.dedupKey);
@@ -232,7 +235,7 @@ export class Inbox {
    * OutboxFullError and is not counted as a refusal: the event is kept and waits (the pipeline counts
    * the wait), nothing is lost.
    */
-  private finish(dedupKey: string | null, expires: number, messages: OutgoingMessage[], step: CompletionStep | undefined, removeRow: (() => void) | null, receivedAt?: number): Promise<number[]> {
+  private finish(dedupKey: string | null, expires: number, messages: OutgoingMessage[], step: CompletionStep | undefined, removeRow: (() => void) | null, createdAt?: number): Promise<number[]> {
     return this.store.write((db) => {
       removeRow?.();
       if (dedupKey !== null) this.stmts.burn.run(dedupKey, expires);
@@ -240,7 +243,7 @@ export class Inbox {
       const all = extra?.messages?.length ? [...messages, ...extra.messages] : messages;
       if (extra?.messages?.length) this.outbox.validate(extra.messages);
       // Last: the outbox bounds may throw, and a throw rolls back the whole savepoint.
-      const stored = all.length > 0 ? this.outbox.insertInTransaction(db, all, receivedAt) : [];
+      const stored = all.length > 0 ? this.outbox.insertInTransaction(db, all, createdAt) : [];
       extra?.applied?.();
       return stored;
     });

@@ -134,8 +134,8 @@ export class Outbox implements MessageSink {
   /**
    * Inserts inside a transaction the caller already holds (the inbox uses this so that an event's
    * messages and the removal of the event are one commit). Throws OutboxFullError when a bound is hit.
-   * `createdAt`: when the input behind the messages was accepted (an inbox event's arrival; default
-   * now), so a message of an event accepted before a restart keeps that time.
+   * `createdAt`: default now; for an event an earlier run accepted, its arrival time (the inbox passes
+   * it), so a restarted standby can tell whether the active can have received it.
    */
   insertInTransaction(_db: Db, messages: OutgoingMessage[], createdAt = Date.now()): number[] {
     const prepared = messages.map((m) => {
