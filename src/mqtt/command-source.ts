@@ -1,8 +1,9 @@
 // Task-start commands from the main broker, the source side: subscribes to taskStartTopic (or the
 // subscription root, see commandFilter()), takes messages on exactly taskStartTopic and hands them to
-// the command lane. Refused here, each counted and logged: broker redeliveries of a packet already taken, retained commands (they would
-// start their task again at every restart of the bridge, unless allowed), unreadable payloads (answered
-// with "invalid"), and commands while task start is unavailable (answered with "failed").
+// the command lane. Refused here, each counted and logged: broker redeliveries of a packet already
+// taken, retained commands (they would start their task again at every restart of the bridge, unless
+// allowed), unreadable payloads (answered with "invalid"), and commands while task start is
+// unavailable (answered with "failed").
 import { createHash } from 'node:crypto';
 import type { IPublishPacket } from 'mqtt';
 import type { BrokerConnection, Subscription } from './connection.ts';
